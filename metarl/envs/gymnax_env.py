@@ -1,0 +1,66 @@
+"""Adapter from gymnax environments to the metarl `Env` protocol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from metarl.envs.env import StepResult
+from metarl.envs.spaces import Box, Discrete, Space
+
+# gymnax ids we expose. MNISTBandit needs a data download at construction time, which a
+# sandboxed or offline machine cannot do, so it is left out.
+GYMNAX_IDS = (
+    "CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCar-v0", "MountainCarContinuous-v0",
+    "Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar",
+    "Seaquest-MinAtar",
+    "BernoulliBandit-misc", "GaussianBandit-misc", "SimpleBandit-bsuite",
+    "Catch-bsuite", "DeepSea-bsuite", "MemoryChain-bsuite", "UmbrellaChain-bsuite",
+    "DiscountingChain-bsuite", "FourRooms-misc", "MetaMaze-misc", "PointRobot-misc",
+    "Reacher-misc", "Swimmer-misc", "Pong-misc",
+)
+
+
+def _convert_space(space: Any) -> Space:
+    if hasattr(space, "n"):
+        return Discrete(int(space.n))
+    low = np.asarray(space.low, np.float32)
+    high = np.asarray(space.high, np.float32)
+    shape = tuple(int(s) for s in space.shape)
+    as_static = (lambda a: float(a) if a.ndim == 0 else tuple(a.reshape(-1).tolist()))
+    return Box(as_static(low), as_static(high), shape)
+
+
+class GymnaxEnv:
+    """A gymnax environment. gymnax already resets automatically and reports the final
+    observation, so this is a thin renaming layer."""
+
+    def __init__(self, env_id: str, **make_kwargs: Any):
+        import gymnax
+
+        self.name = f"gymnax/{env_id}"
+        self._env, self._default_params = gymnax.make(env_id, **make_kwargs)
+
+    @property
+    def default_params(self) -> Any:
+        return self._default_params
+
+    def reset(self, key: jax.Array, params: Any) -> tuple[jax.Array, Any]:
+        return self._env.reset(key, params)
+
+    def step(self, key: jax.Array, state: Any, action: jax.Array, params: Any) -> StepResult:
+        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action,
+                                                                          params)
+        return StepResult(obs, state, reward.astype(np.float32), terminated.astype(bool),
+                          truncated.astype(bool), info["final_observation"])
+
+    def observation_space(self, params: Any) -> Space:
+        return _convert_space(self._env.observation_space(params))
+
+    def action_space(self, params: Any) -> Space:
+        return _convert_space(self._env.action_space(params))
+
+    def __repr__(self) -> str:
+        return f"GymnaxEnv({self.name!r})"
