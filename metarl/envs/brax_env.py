@@ -61,13 +61,13 @@ class BraxEnv:
         del key  # brax dynamics are deterministic given the action
         nxt = self._env.step(state.pipeline, action)
         time = state.time + 1
-        terminated = nxt.done.astype(bool)
+        terminated = jnp.asarray(nxt.done).astype(bool)
         truncated = (time >= params.max_steps_in_episode) & ~terminated
         done = terminated | truncated
         pipeline = jax.tree.map(lambda a, b: jnp.where(done, a, b), state.first, nxt)
         time = jnp.where(done, 0, time)
         return StepResult(pipeline.obs, BraxState(pipeline, state.first, time),
-                          nxt.reward.astype(jnp.float32), terminated, truncated, nxt.obs)
+                          jnp.asarray(nxt.reward, jnp.float32), terminated, truncated, nxt.obs)
 
     def observation_space(self, params: BraxParams) -> Space:
         return Box(-float("inf"), float("inf"), (int(self._env.observation_size),))
