@@ -1,0 +1,35 @@
+"""The `metarl` command line."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from metarl import __version__
+from metarl.cli.errors import FriendlyGroup
+from metarl.cli.info import envs, tasks, ui
+from metarl.cli.runs import runs
+from metarl.cli.search import search
+
+
+@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="metarl")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+def main(verbose: bool) -> None:
+    """metarl: discover parts of RL algorithms with meta-learning and AutoRL.
+
+    \b
+    Examples:
+      metarl search run search/quickstart.toml
+      metarl search run search/quickstart.toml --set outer.generations=20
+      metarl runs list
+      metarl ui
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+for group in (search, runs, envs, tasks):
+    main.add_command(group)
+main.add_command(ui)

@@ -1,0 +1,42 @@
+"""The rich progress bar of a running search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class SearchProgress:
+    """Generation bar with best fitness, env steps/s and ETA; `update` is called once per
+    generation from the host loop."""
+
+    def __init__(self, total: int, start: int = 0, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("best [green]{task.fields[best]}"),
+            TextColumn("{task.fields[sps]} steps/s"), TimeElapsedColumn(), TextColumn("eta"),
+            TimeRemainingColumn(), console=self.console, transient=False)
+        self.task = self.bar.add_task("compiling", total=total, completed=start, best="-",
+                                      sps="-")
+        self.bar.start()
+
+    def compiling(self) -> None:
+        self.bar.update(self.task, description="compiling")
+
+    def update(self, generation: int, stats: dict[str, Any]) -> None:
+        self.bar.update(self.task, completed=generation, description="generation",
+                        best=f"{stats['best_fitness']:.3f}",
+                        sps=f"{stats['env_steps_per_second']:,.0f}")
+
+    def stop(self) -> None:
+        self.bar.stop()

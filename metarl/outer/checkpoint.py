@@ -1,0 +1,53 @@
+"""Saving and restoring the outer-loop state (strategy state, keys, generation, best)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+PyTree = Any
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def save_checkpoint(path: str | Path, state: PyTree, host: dict[str, Any]) -> Path:
+    """Write `state` (any pytree of arrays) and JSON-able host-side data atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
+    arrays = {f"leaf_{i:05d}": leaf for i, leaf in enumerate(leaves)}
+    arrays["host_json"] = np.frombuffer(json.dumps(host).encode(), np.uint8)
+    # write to a temp file and rename, so a kill mid-write never leaves a torn checkpoint
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, template: PyTree) -> tuple[PyTree, dict[str, Any]]:
+    """Restore a state saved by `save_checkpoint` into the structure of `template`."""
+    path = Path(path)
+    try:
+        with np.load(path) as data:
+            host = json.loads(bytes(data["host_json"]).decode())
+            n = len([k for k in data.files if k.startswith("leaf_")])
+            leaves = [data[f"leaf_{i:05d}"] for i in range(n)]
+    except (OSError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{path}: not a readable metarl checkpoint ({err})") from None
+    t_leaves, treedef = jax.tree.flatten(template)
+    if len(t_leaves) != len(leaves) or any(
+            np.shape(a) != np.shape(b) for a, b in zip(t_leaves, leaves, strict=True)):
+        raise CheckpointError(f"{path}: checkpoint does not match this search's state "
+                              "(was the spec changed?)")
+    leaves = [np.asarray(v, dtype=np.asarray(t).dtype) for v, t in
+              zip(leaves, t_leaves, strict=True)]
+    return jax.tree.unflatten(treedef, leaves), host

@@ -1,0 +1,49 @@
+"""Spreading the population axis over every device, on one host or several."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+log = logging.getLogger(__name__)
+
+# `jax.distributed.initialize()` reads these (or a cluster's own variables) to find its peers.
+_DISTRIBUTED_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+def maybe_initialize_distributed() -> bool:
+    """Join a multi-host run when the standard environment variables say there is one."""
+    if not os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        return False
+    missing = [v for v in _DISTRIBUTED_VARS if v not in os.environ]
+    if missing:
+        raise RuntimeError(f"multi-host run: JAX_COORDINATOR_ADDRESS is set but "
+                           f"{', '.join(missing)} is not")
+    jax.distributed.initialize()
+    log.info("joined distributed run as process %d of %d", jax.process_index(),
+             jax.process_count())
+    return True
+
+
+def population_mesh(population_size: int) -> Mesh:
+    """A 1-D mesh over as many devices as divide the population evenly."""
+    devices = jax.devices()
+    n = max(d for d in range(1, len(devices) + 1) if population_size % d == 0)
+    if n < len(devices):
+        log.warning("population %d does not divide over %d devices; using %d",
+                    population_size, len(devices), n)
+    return Mesh(devices[:n], ("pop",))
+
+
+def shard_population(tree: Any, mesh: Mesh) -> Any:
+    """Constrain every leaf's leading (population) axis to be split over the mesh."""
+    spec = NamedSharding(mesh, PartitionSpec("pop"))
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, spec), tree)
+
+
+def is_main_process() -> bool:
+    return jax.process_index() == 0

@@ -1,0 +1,17 @@
+"""Search programs: one module per search kind, wiring envs, inner loop, learned component
+and outer loop together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from metarl.spec.schema import SearchSpec
+
+
+def build_program(spec: SearchSpec) -> Any:
+    """The search program for `spec.kind`."""
+    if spec.kind == "hparams":
+        from metarl.programs.hparams import HParamSearch
+
+        return HParamSearch(spec)
+    raise ValueError(f"unknown search kind {spec.kind!r}")

@@ -1,0 +1,66 @@
+"""Search kind `hparams`: random search or ES over PPO hyperparameters (AutoRL baseline).
+
+Candidates live in an unconstrained "unit" space: each hyperparameter is a real `z` mapped
+through a sigmoid onto its range (log-scaled where the spec says `log = true`). ES moves
+freely in z; random search draws z = logit(u), u ~ U(0, 1), i.e. uniformly over the range.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metarl.outer.evolution import Evaluation
+from metarl.ppo import HParams
+from metarl.programs.task_eval import SuiteEval
+from metarl.spec.schema import Range, SearchSpec
+
+PyTree = Any
+
+
+def from_unit(z: jax.Array, r: Range) -> jax.Array:
+    u = jax.nn.sigmoid(z)
+    if r.log:
+        return jnp.exp(jnp.log(r.low) + u * (jnp.log(r.high) - jnp.log(r.low)))
+    return r.low + u * (r.high - r.low)
+
+
+class HParamSearch:
+    kind = "hparams"
+
+    def __init__(self, spec: SearchSpec):
+        self.spec = spec
+        self.space = dict(sorted(spec.search_space.items()))
+        self.base = spec.inner.hparams()
+        self.suite = SuiteEval(spec.tasks.train, spec.inner, spec.outer.final_fraction)
+
+    def initial_mean(self) -> dict[str, jax.Array]:
+        return {name: jnp.zeros((), jnp.float32) for name in self.space}
+
+    def sample(self, key: jax.Array) -> dict[str, jax.Array]:
+        keys = jax.random.split(key, len(self.space))
+        return {name: jax.random.logistic(k) for k, name in zip(keys, self.space, strict=True)}
+
+    def to_hparams(self, z: dict[str, jax.Array]) -> HParams:
+        values = {name: from_unit(z[name], r) for name, r in self.space.items()}
+        return self.base.as_arrays()._replace(**values)
+
+    def evaluate(self, population: dict[str, jax.Array], key: jax.Array) -> Evaluation:
+        hps = jax.vmap(self.to_hparams)(population)
+        raw = self.suite.returns(key, None, hps)
+        return Evaluation(self.suite.normalised(raw).mean(1), raw)
+
+    def describe(self, z: PyTree) -> dict[str, float]:
+        """A candidate as the hyperparameter values a person would read."""
+        return {name: float(from_unit(jnp.asarray(z[name]), r)) for name, r in
+                self.space.items()}
+
+    def export_params(self, z: PyTree) -> dict[str, Any]:
+        return {"hparams": {**self.base._asdict(), **self.describe(z)}}
+
+    def population_columns(self, population: PyTree) -> dict[str, np.ndarray]:
+        return {name: np.asarray(jax.vmap(lambda v, r=r: from_unit(v, r))(population[name]))
+                for name, r in self.space.items()}

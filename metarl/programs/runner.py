@@ -1,0 +1,315 @@
+"""The host-side search loop: compile once, run generations, track, checkpoint, resume.
+
+Everything numerical happens in one jitted `generation` call; between calls this loop logs
+to MLflow (on the tracker's background thread), writes checkpoints and updates the progress
+bar. The next generation is dispatched before the current one is logged, so logging overlaps
+with compute.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from metarl.outer import (
+    OuterState,
+    init_outer_state,
+    load_checkpoint,
+    make_generation,
+    make_strategy,
+    population_mesh,
+    save_checkpoint,
+)
+from metarl.outer.sharding import is_main_process
+from metarl.programs import build_program
+from metarl.programs.curves import fitness_figure
+from metarl.spec import SearchSpec, flatten, spec_hash, spec_json
+from metarl.tracking import SearchTracker, check_tracking_uri, default_tags
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_ROOT = Path(".metarl") / "checkpoints"
+SPEC_ARTIFACT = "spec.resolved.json"
+HISTORY_KEYS = ("best_fitness", "gen_best_fitness", "mean_fitness", "median_fitness",
+                "std_fitness")
+
+
+@dataclass
+class SearchResult:
+    run_id: str
+    generations: int
+    best_fitness: float
+    best: dict[str, Any]
+    mean: dict[str, Any]
+    history: dict[str, list[float]] = field(default_factory=dict)
+    status: str = "FINISHED"
+
+
+class Search:
+    """A search spec made runnable: program, strategy, compiled generation function."""
+
+    def __init__(self, spec: SearchSpec):
+        self.spec = spec
+        self.program = build_program(spec)
+        outer = spec.outer
+        mean = self.program.initial_mean()
+        self.strategy = make_strategy(outer.algorithm, outer.population_size, mean,
+                                      sigma_init=outer.sigma_init,
+                                      learning_rate=outer.learning_rate,
+                                      antithetic=outer.antithetic,
+                                      sample=getattr(self.program, "sample", None))
+        self.mesh = population_mesh(outer.population_size)
+        self._generation = jax.jit(make_generation(self.strategy, self.program.evaluate,
+                                                   self.mesh))
+        self._compiled: Any = None
+        self.compile_seconds = 0.0
+
+    def initial_state(self) -> OuterState:
+        key = jax.random.PRNGKey(self.spec.seed)
+        return init_outer_state(self.strategy, key, self.program.initial_mean())
+
+    def compile(self, state: OuterState) -> None:
+        t0 = time.perf_counter()
+        self._compiled = self._generation.lower(state).compile()
+        self.compile_seconds = time.perf_counter() - t0
+
+    def step(self, state: OuterState) -> tuple[OuterState, Any]:
+        if self._compiled is None:
+            self.compile(state)
+        return self._compiled(state)
+
+    @property
+    def env_steps_per_generation(self) -> int:
+        return self.spec.outer.population_size * self.program.suite.steps_per_candidate
+
+
+def checkpoint_dir(run_id: str) -> Path:
+    return CHECKPOINT_ROOT / run_id
+
+
+class SearchRunner:
+    """Runs a `Search` under a tracker; `run()` returns a `SearchResult`."""
+
+    def __init__(self, search: Search, tracker: SearchTracker | None, progress: Any = None,
+                 history: dict[str, list[float]] | None = None,
+                 population: list[dict[str, Any]] | None = None):
+        self.search = search
+        self.spec = search.spec
+        self.tracker = tracker
+        self.progress = progress
+        self.history = history or {k: [] for k in HISTORY_KEYS}
+        # every member's fitness per generation, kept in checkpoints so a resumed run's
+        # population table is complete
+        self.population = population or []
+        self.t_start = time.perf_counter()
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self, state: OuterState, stop_after: int | None = None) -> SearchResult:
+        total = self.spec.outer.generations
+        gen = int(state.generation)
+        last_saved = gen
+        status = "FINISHED"
+        try:
+            if self.progress:
+                self.progress.compiling()
+            if self.search._compiled is None:
+                self.search.compile(state)
+            self._log_setup()
+            pending = self.search.step(state) if gen < total else None
+            t_prev = time.perf_counter()
+            while pending is not None:
+                new_state, out = pending
+                gen = int(new_state.generation)  # blocks until this generation is computed
+                stop = gen >= total or (stop_after is not None and gen >= stop_after)
+                pending = None if stop else self.search.step(new_state)
+                if stop and gen < total:
+                    status = "KILLED"  # stopped early on request (stop_after)
+                now = time.perf_counter()
+                self._record(gen, jax.device_get(out), now - t_prev, new_state)
+                t_prev = now
+                state = new_state
+                if gen % self.spec.tracking.checkpoint_every == 0 or gen >= total:
+                    self._checkpoint(state)
+                    last_saved = gen
+        except KeyboardInterrupt:
+            status = "KILLED"
+            log.warning("interrupted: keeping everything up to generation %d", gen)
+        except Exception:
+            status = "FAILED"
+            raise
+        finally:
+            if gen != last_saved:
+                self._checkpoint(state)
+            result = self._finish(state, status)
+        return result
+
+    # -- per generation -----------------------------------------------------------------------
+    def _record(self, gen: int, out: Any, seconds: float, state: OuterState) -> None:
+        fitness = np.asarray(out.fitness, np.float64)
+        finite = fitness[np.isfinite(fitness)]
+        stats = {
+            "generation": gen - 1,
+            "best_fitness": float(state.best_fitness),
+            "gen_best_fitness": float(finite.max()) if finite.size else float("nan"),
+            "mean_fitness": float(finite.mean()) if finite.size else float("nan"),
+            "median_fitness": float(np.median(finite)) if finite.size else float("nan"),
+            "std_fitness": float(finite.std()) if finite.size else float("nan"),
+            "invalid_members": int(np.sum(out.invalid)),
+            "generation_seconds": seconds,
+            "wall_seconds": time.perf_counter() - self.t_start,
+            "env_steps_per_second": self.search.env_steps_per_generation / max(seconds, 1e-9),
+        }
+        labels = self.search.program.suite.labels
+        returns = np.asarray(out.task_returns, np.float64)
+        for i, label in enumerate(labels):
+            stats[f"task/{label}/return_mean"] = float(np.nanmean(returns[:, i]))
+            stats[f"task/{label}/return_best"] = float(np.nanmax(returns[:, i]))
+        for k in HISTORY_KEYS:
+            self.history[k].append(stats[k])
+        extra = {f"return/{lab}": returns[:, i] for i, lab in enumerate(labels)}
+        extra.update(self.search.program.population_columns(out.population))
+        self.population.append({"generation": gen - 1, "fitness": fitness.tolist(),
+                                "extra": {k: np.asarray(v).tolist() for k, v in extra.items()}})
+        if stats["invalid_members"]:
+            log.warning("generation %d: %d member(s) had NaN/inf fitness (ranked worst)",
+                        gen - 1, stats["invalid_members"])
+        if self.tracker is not None:
+            self.tracker.log_metrics(stats, step=gen - 1)
+            self.tracker.log_population(gen - 1, fitness, extra)
+            self._log_trials(gen - 1, out, fitness, returns, labels)
+        if self.progress:
+            self.progress.update(gen, stats)
+
+    def _log_trials(self, gen: int, out: Any, fitness: np.ndarray, returns: np.ndarray,
+                    labels: list[str]) -> None:
+        members = range(len(fitness))
+        if self.spec.tracking.trials == "best":
+            members = [int(np.nanargmax(np.where(np.isfinite(fitness), fitness, -np.inf)))]
+        for m in members:
+            z = jax.tree.map(lambda x, m=m: np.asarray(x[m]), out.population)
+            metrics = {"fitness": float(fitness[m])}
+            metrics.update({f"return/{lab}": float(returns[m, i]) for i, lab in
+                            enumerate(labels)})
+            self.tracker.log_trial(f"g{gen:04d}-m{m:03d}", self.search.program.describe(z),
+                                   metrics, tags={"metarl.generation": str(gen),
+                                                  "metarl.member": str(m),
+                                                  "metarl.trial": "candidate"})
+
+    # -- setup, checkpoints, finish -----------------------------------------------------------
+    def _log_setup(self) -> None:
+        if self.tracker is not None:
+            self.tracker.set_tags({"metarl.compile_seconds": f"{self.search.compile_seconds:.1f}",
+                                   "metarl.generations": str(self.spec.outer.generations)})
+
+    def _host_data(self, state: OuterState) -> dict[str, Any]:
+        return {"generation": int(state.generation), "history": self.history,
+                "population": self.population}
+
+    def _checkpoint(self, state: OuterState) -> None:
+        if self.tracker is None or not is_main_process():
+            return
+        gen = int(state.generation)
+        folder = checkpoint_dir(self.tracker.run_id)
+        path = save_checkpoint(folder / "latest.npz", state, self._host_data(state))
+        self.tracker.log_artifact(str(path), "checkpoints")
+        self._log_params_artifacts(state)
+        if self.history["mean_fitness"]:
+            self.tracker.log_figure(fitness_figure(self.history, self.spec.name),
+                                    "learning_curve.png")
+        self.tracker.flush()  # checkpoint and tracking are on record before we go on
+        log.info("checkpoint at generation %d: %s", gen, path)
+
+    def _log_params_artifacts(self, state: OuterState) -> None:
+        program = self.search.program
+        best = jax.device_get(state.best_params)
+        mean = jax.device_get(self.search.strategy.mean(state.strategy))
+        for name, tree in (("best", best), ("mean", mean)):
+            payload = {"generation": int(state.generation), "unit": _jsonable(tree),
+                       **program.export_params(tree)}
+            self.tracker.log_text(json.dumps(payload, indent=1), f"{name}_params.json")
+
+    def _finish(self, state: OuterState, status: str) -> SearchResult:
+        program = self.search.program
+        best = jax.device_get(state.best_params)
+        mean = jax.device_get(self.search.strategy.mean(state.strategy))
+        run_id = "" if self.tracker is None else self.tracker.run_id
+        if self.tracker is not None:
+            self.tracker.finish(status)
+        if self.progress:
+            self.progress.stop()
+        return SearchResult(run_id, int(state.generation), float(state.best_fitness),
+                            program.export_params(best), program.export_params(mean),
+                            self.history, status)
+
+
+def _jsonable(tree: Any) -> Any:
+    return jax.tree.map(lambda x: np.asarray(x).tolist(), tree)
+
+
+def start_tracker(spec: SearchSpec, tracking_uri: str, spec_text: str) -> SearchTracker:
+    check_tracking_uri(tracking_uri)
+    tracker = SearchTracker.start(
+        tracking_uri=tracking_uri, experiment=spec.tracking.experiment or spec.name,
+        run_name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+        params=flatten(spec.model_dump(mode="json")),
+        tags={**default_tags(spec_hash(spec)), "metarl.kind": spec.kind,
+              "metarl.search": spec.name},
+        spec_text=spec_text)
+    tracker.log_text(spec_json(spec), SPEC_ARTIFACT)
+    return tracker
+
+
+def restore(search: Search, run_id: str,
+            tracking_uri: str) -> tuple[OuterState, dict[str, Any]]:
+    """The latest checkpoint of `run_id`: from local disk, else from the run's artifacts."""
+    from metarl.tracking import download_artifact
+
+    local = checkpoint_dir(run_id) / "latest.npz"
+    if not local.is_file():
+        local = Path(download_artifact(tracking_uri, run_id, "checkpoints/latest.npz",
+                                       str(checkpoint_dir(run_id))))
+    return load_checkpoint(local, search.initial_state())
+
+
+def run_search(spec: SearchSpec, tracking_uri: str, spec_text: str, progress: Any = None,
+               stop_after: int | None = None) -> SearchResult:
+    """Launch a new search: one MLflow parent run, checked reachable before compiling."""
+    tracker = start_tracker(spec, tracking_uri, spec_text) if is_main_process() else None
+    try:
+        search = Search(spec)
+    except BaseException:
+        if tracker is not None:
+            tracker.finish("FAILED")
+        raise
+    runner = SearchRunner(search, tracker, progress)
+    return runner.run(search.initial_state(), stop_after)
+
+
+def load_run_spec(run_id: str, tracking_uri: str) -> SearchSpec:
+    from metarl.spec import load_spec_data
+    from metarl.tracking import download_artifact
+
+    path = download_artifact(tracking_uri, run_id, SPEC_ARTIFACT, str(checkpoint_dir(run_id)))
+    return load_spec_data(json.loads(Path(path).read_text()), f"run {run_id}: {SPEC_ARTIFACT}")
+
+
+def resume_search(run_id: str, tracking_uri: str, progress: Any = None,
+                  stop_after: int | None = None) -> SearchResult:
+    """Continue `run_id` from its latest checkpoint, in the same MLflow run."""
+    check_tracking_uri(tracking_uri)
+    spec = load_run_spec(run_id, tracking_uri)
+    search = Search(spec)
+    tracker = SearchTracker.attach(run_id, tracking_uri)
+    state, host = restore(search, run_id, tracking_uri)
+    for entry in host["population"]:  # the table artifact is rewritten whole on flush
+        tracker.log_population(entry["generation"], np.asarray(entry["fitness"]),
+                               {k: np.asarray(v) for k, v in entry["extra"].items()})
+    runner = SearchRunner(search, tracker, progress, host["history"], host["population"])
+    return runner.run(state, stop_after)

@@ -1,0 +1,104 @@
+"""Training a population on a task suite and scoring it: the fitness of every search kind.
+
+Each task gets its own compiled PPO (tasks differ in env and budget, so in shapes); within a
+task, members and seeds are `vmap`-ed, so the whole population trains in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from metarl.envs import EnvParamError, make, with_params
+from metarl.envs.env import Env
+from metarl.ppo import HParams, PPOConfig, make_train
+from metarl.ppo.objectives import Objective, ppo_clip
+from metarl.spec.schema import Inner, Range, Task
+
+PyTree = Any
+
+
+def ppo_config(inner: Inner, timesteps: int) -> PPOConfig:
+    return PPOConfig(total_timesteps=timesteps, num_envs=inner.num_envs,
+                     num_steps=inner.num_steps, update_epochs=inner.update_epochs,
+                     num_minibatches=inner.num_minibatches, hidden_sizes=inner.hidden_sizes,
+                     activation=inner.activation, anneal_lr=inner.anneal_lr,
+                     normalize_obs=inner.normalize_obs)
+
+
+def sample_value(key: jax.Array, spec: float | int | bool | Range) -> jax.Array | float:
+    if not isinstance(spec, Range):
+        return spec
+    u = jax.random.uniform(key)
+    if spec.log:
+        return jnp.exp(jnp.log(spec.low) + u * (jnp.log(spec.high) - jnp.log(spec.low)))
+    return spec.low + u * (spec.high - spec.low)
+
+
+class TaskEval:
+    """One task: env, compiled-once PPO, env-param distribution, return normaliser."""
+
+    def __init__(self, task: Task, inner: Inner, final_fraction: float,
+                 objective: Objective = ppo_clip, where: str = "tasks"):
+        self.task = task
+        self.env: Env = make(task.env, **task.env_kwargs)
+        try:  # checked once here so that a typo fails before anything is compiled
+            with_params(self.env, {k: 0 for k in task.env_params})
+        except EnvParamError as err:
+            raise EnvParamError(f"{where}: {err}") from None
+        self.config = ppo_config(inner, task.timesteps)
+        self.seeds = inner.seeds
+        self.train = make_train(self.config, self.env, objective=objective)
+        self.tail = max(1, round(self.config.num_updates * final_fraction))
+
+    def sample_env_params(self, key: jax.Array) -> PyTree:
+        keys = jax.random.split(key, max(1, len(self.task.env_params)))
+        values = {name: sample_value(k, spec) for k, (name, spec) in
+                  zip(keys, sorted(self.task.env_params.items()), strict=False)}
+        return self.env.default_params.replace(**values) if values else self.env.default_params
+
+    def curves(self, key: jax.Array, meta_params: PyTree, hparams: HParams) -> jax.Array:
+        """Episode-return curves `(seeds, updates)` of one candidate."""
+        keys = jax.random.split(key, self.seeds)
+        env_params = jax.vmap(self.sample_env_params)(keys)
+        _, metrics = jax.vmap(self.train, in_axes=(0, None, None, 0))(
+            keys, meta_params, hparams, env_params)
+        return metrics["episode_return"]
+
+    def final_return(self, key: jax.Array, meta_params: PyTree, hparams: HParams) -> jax.Array:
+        """Mean return over the last `final_fraction` of updates and over seeds."""
+        return self.curves(key, meta_params, hparams)[:, -self.tail:].mean()
+
+    def normalise(self, ret: jax.Array) -> jax.Array:
+        if self.task.return_range is None:
+            return ret
+        lo, hi = self.task.return_range
+        return (ret - lo) / (hi - lo)
+
+
+class SuiteEval:
+    """A population's raw and normalised final returns on every task of a suite."""
+
+    def __init__(self, tasks: Sequence[Task], inner: Inner, final_fraction: float,
+                 objective: Objective = ppo_clip, where: str = "tasks.train"):
+        self.tasks = [TaskEval(t, inner, final_fraction, objective, f"{where}[{i}]")
+                      for i, t in enumerate(tasks)]
+        self.labels = [t.task.label for t in self.tasks]
+
+    @property
+    def steps_per_candidate(self) -> int:
+        return sum(t.config.num_updates * t.config.batch_size * t.seeds for t in self.tasks)
+
+    def returns(self, key: jax.Array, meta_pop: PyTree, hparams_pop: HParams) -> jax.Array:
+        """`(pop, tasks)` raw final returns. The same inner seeds serve every member (common
+        random numbers), so members are compared on equal terms."""
+        keys = jax.random.split(key, len(self.tasks))
+        cols = [jax.vmap(t.final_return, in_axes=(None, 0, 0))(k, meta_pop, hparams_pop)
+                for t, k in zip(self.tasks, keys, strict=True)]
+        return jnp.stack(cols, axis=1)
+
+    def normalised(self, returns: jax.Array) -> jax.Array:
+        return jnp.stack([t.normalise(returns[:, i]) for i, t in enumerate(self.tasks)], 1)

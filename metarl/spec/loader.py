@@ -1,0 +1,150 @@
+"""Reading spec files: TOML -> `--set` overrides -> task-suite references -> typed spec.
+
+Every failure becomes a `SpecError` whose one-line message names the file, the field and what
+is allowed, so the CLI can print it and exit with status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from metarl.envs.registry import EnvParamError, UnknownEnvError
+from metarl.spec.schema import SearchSpec, TaskSuite
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used; the message is meant for the user as it is."""
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such spec file")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path}: not valid TOML: {err}") from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (['a', 'b'], value); the value is read as TOML, else kept as a string."""
+    if "=" not in item:
+        raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. outer.generations=20")
+    key, raw = item.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise SpecError(f"--set {item!r}: empty key")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return path, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        path, value = parse_override(item)
+        node: Any = data
+        for i, part in enumerate(path[:-1]):
+            if isinstance(node, list):
+                node = node[_index(part, node, path[: i + 1], item)]
+            else:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict | list):
+                    raise SpecError(f"--set {item!r}: {'.'.join(path[: i + 1])} is not a table")
+        last = path[-1]
+        if isinstance(node, list):
+            node[_index(last, node, path, item)] = value
+        else:
+            node[last] = value
+    return data
+
+
+def _index(part: str, node: list, path: list[str], item: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise SpecError(f"--set {item!r}: {'.'.join(path)}: expected an index below "
+                        f"{len(node)}")
+    return int(part)
+
+
+def _resolve_tasks_ref(ref: str, spec_path: Path) -> Path:
+    candidates = [Path(ref), spec_path.parent / ref, spec_path.parent.parent / ref]
+    for cand in candidates:
+        if cand.is_file():
+            return cand
+    raise SpecError(f"{spec_path}: field 'tasks': task suite file {ref!r} not found "
+                    f"(looked in {', '.join(str(c.parent) for c in candidates)})")
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; `metarl search list` shows examples)"
+        elif e["type"] == "literal_error":
+            msg = f"{msg} (got {e['input']!r})"
+        lines.append(f"{source}: field '{loc}': {msg}")
+    return "\n".join(lines)
+
+
+def load_task_suite(path: str | Path) -> TaskSuite:
+    path = Path(path)
+    return _validate(TaskSuite, read_toml(path), str(path))
+
+
+def _validate(model: type, data: dict[str, Any], source: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_format_error(source, err)) from None
+    except (UnknownEnvError, EnvParamError) as err:
+        raise SpecError(f"{source}: {err}") from None
+
+
+def load_spec_data(data: dict[str, Any], source: str, spec_path: Path | None = None,
+                   overrides: list[str] | None = None) -> SearchSpec:
+    data = apply_overrides(data, list(overrides or []))
+    tasks = data.get("tasks")
+    if isinstance(tasks, str):
+        suite_path = _resolve_tasks_ref(tasks, spec_path or Path(source))
+        data["tasks"] = read_toml(suite_path)
+        source = f"{source} (tasks from {suite_path})"
+    return _validate(SearchSpec, data, source)
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> SearchSpec:
+    """Read, override and validate a search spec file."""
+    path = Path(path)
+    return load_spec_data(read_toml(path), str(path), path, overrides)
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts/lists -> {'a.b.0.c': value}, for MLflow params."""
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    if isinstance(data, list | tuple) and any(isinstance(v, dict) for v in data):
+        out = {}
+        for i, v in enumerate(data):
+            out.update(flatten(v, f"{prefix}{i}."))
+        return out
+    return {prefix.rstrip("."): data}
+
+
+def spec_json(spec: SearchSpec) -> str:
+    """Canonical JSON of a validated spec: what is stored with a run and resumed from."""
+    return json.dumps(spec.model_dump(mode="json"), sort_keys=True, indent=1)
+
+
+def spec_hash(spec: SearchSpec) -> str:
+    return hashlib.sha256(spec_json(spec).encode()).hexdigest()[:12]

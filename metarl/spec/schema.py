@@ -1,0 +1,158 @@
+"""The typed shape of search and task-suite specs (TOML files validated by pydantic)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from metarl.envs.registry import check_env_name
+from metarl.ppo.config import HParams
+
+
+_HP = HParams._field_defaults
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(Strict):
+    """A real interval, sampled uniformly (or log-uniformly with `log = true`)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be smaller than high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low}")
+        return self
+
+
+class Task(Strict):
+    """One environment with its training budget and return normaliser."""
+
+    env: str = Field(description="registered env name, e.g. gymnax/CartPole-v1")
+    name: str | None = Field(None, description="label in tables and metrics (default: env)")
+    timesteps: int = Field(gt=0, description="env steps of one inner-loop training run")
+    env_params: dict[str, float | int | bool | Range] = Field(
+        default_factory=dict, description="fixed values or ranges sampled per training run")
+    env_kwargs: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="constructor arguments, e.g. backend = 'positional'")
+    return_range: tuple[float, float] | None = Field(
+        None, description="[random, target] returns: fitness is (R - random) / (target - random)")
+
+    @field_validator("env")
+    @classmethod
+    def _known_env(cls, name: str) -> str:
+        check_env_name(name)
+        return name
+
+    @property
+    def label(self) -> str:
+        return self.name or self.env.split("/", 1)[-1]
+
+
+class TaskSuite(Strict):
+    name: str = ""
+    description: str = ""
+    train: list[Task] = Field(min_length=1)
+    held_out: list[Task] = Field(default_factory=list)
+
+
+class Inner(Strict):
+    """PPO settings shared by every task; `timesteps` comes from each task."""
+
+    algorithm: Literal["ppo"] = "ppo"
+    num_envs: int = Field(4, gt=0)
+    num_steps: int = Field(128, gt=0)
+    update_epochs: int = Field(4, gt=0)
+    num_minibatches: int = Field(4, gt=0)
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: Literal["tanh", "relu"] = "tanh"
+    anneal_lr: bool = True
+    normalize_obs: bool = False
+    seeds: int = Field(1, gt=0, description="inner-loop seeds per candidate and task")
+    lr: float = Field(_HP["lr"], gt=0)
+    gamma: float = Field(_HP["gamma"], ge=0, le=1)
+    gae_lambda: float = Field(_HP["gae_lambda"], ge=0, le=1)
+    clip_eps: float = Field(_HP["clip_eps"], gt=0)
+    ent_coef: float = Field(_HP["ent_coef"], ge=0)
+    vf_coef: float = Field(_HP["vf_coef"], ge=0)
+    max_grad_norm: float = Field(_HP["max_grad_norm"], gt=0)
+
+    @model_validator(mode="after")
+    def _divisible(self) -> Inner:
+        if (self.num_envs * self.num_steps) % self.num_minibatches:
+            raise ValueError(
+                f"num_envs * num_steps = {self.num_envs * self.num_steps} must be divisible "
+                f"by num_minibatches = {self.num_minibatches}")
+        return self
+
+    def hparams(self) -> HParams:
+        return HParams(**{f: getattr(self, f) for f in HParams._fields})
+
+
+class Outer(Strict):
+    """The outer loop: an evosax strategy, or random search."""
+
+    algorithm: Literal["open_es", "snes", "cma_es", "random"] = "open_es"
+    population_size: int = Field(16, ge=2)
+    generations: int = Field(10, gt=0)
+    sigma_init: float = Field(0.5, gt=0, description="initial search std (unit space)")
+    learning_rate: float = Field(0.1, gt=0, description="step size of the mean (open_es/snes)")
+    antithetic: bool = Field(True, description="mirrored sampling (open_es)")
+    final_fraction: float = Field(
+        0.1, gt=0, le=1, description="fitness = mean return over this last fraction of updates")
+
+    @model_validator(mode="after")
+    def _even_antithetic(self) -> Outer:
+        if self.algorithm == "open_es" and self.antithetic and self.population_size % 2:
+            raise ValueError(f"antithetic sampling needs an even population_size, got "
+                             f"{self.population_size}")
+        return self
+
+
+class Tracking(Strict):
+    experiment: str | None = Field(None, description="MLflow experiment (default: spec name)")
+    checkpoint_every: int = Field(5, gt=0, description="generations between checkpoints")
+    trials: Literal["all", "best"] = Field(
+        "all", description="child runs: every candidate, or each generation's best only")
+
+
+SEARCH_KINDS = ("hparams",)
+
+
+class SearchSpec(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    kind: Literal["hparams"]
+    seed: int = 0
+    tasks: TaskSuite
+    inner: Inner = Field(default_factory=Inner)
+    outer: Outer = Field(default_factory=Outer)
+    search_space: dict[str, Range] = Field(default_factory=dict)
+    tracking: Tracking = Field(default_factory=Tracking)
+
+    @model_validator(mode="after")
+    def _budget(self) -> SearchSpec:
+        batch = self.inner.num_envs * self.inner.num_steps
+        for split in ("train", "held_out"):
+            for i, task in enumerate(getattr(self.tasks, split)):
+                if task.timesteps < batch:
+                    raise ValueError(
+                        f"tasks.{split}[{i}].timesteps = {task.timesteps} is less than one PPO "
+                        f"update (inner.num_envs * inner.num_steps = {batch})")
+        if self.kind == "hparams":
+            if not self.search_space:
+                raise ValueError("an hparams search needs a [search_space] table, e.g. "
+                                 "lr = { low = 1e-4, high = 1e-2, log = true }")
+            unknown = sorted(set(self.search_space) - set(HParams._fields))
+            if unknown:
+                raise ValueError(f"search_space has unknown hyperparameter(s) {unknown}; "
+                                 f"allowed: {', '.join(HParams._fields)}")
+        return self

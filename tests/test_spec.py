@@ -1,0 +1,91 @@
+"""Specs validate into typed objects; every mistake names the file and field."""
+
+from pathlib import Path
+
+import pytest
+
+from metarl.spec import SpecError, flatten, load_spec, load_task_suite, spec_hash
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = """
+name = "t"
+kind = "hparams"
+[[tasks.train]]
+env = "gymnax/CartPole-v1"
+timesteps = 1024
+return_range = [22.0, 500.0]
+[outer]
+population_size = 4
+generations = 2
+[search_space]
+lr = { low = 1e-4, high = 1e-2, log = true }
+"""
+
+
+def write(tmp_path, text, name="spec.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("spec", sorted((ROOT / "search").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_specs_are_valid(spec):
+    assert load_spec(spec).name == spec.stem
+
+
+@pytest.mark.parametrize("suite", sorted((ROOT / "tasks").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_task_suites_are_valid(suite):
+    assert load_task_suite(suite).train
+
+
+def test_good_spec_and_overrides(tmp_path):
+    path = write(tmp_path, GOOD)
+    spec = load_spec(path, ["outer.generations=7", "inner.lr=0.001", "tasks.train.0.timesteps=2048",
+                            "outer.algorithm=cma_es"])
+    assert spec.outer.generations == 7 and spec.inner.lr == 0.001
+    assert spec.tasks.train[0].timesteps == 2048 and spec.outer.algorithm == "cma_es"
+    assert spec_hash(spec) != spec_hash(load_spec(path))
+    assert flatten(spec.model_dump(mode="json"))["tasks.train.0.env"] == "gymnax/CartPole-v1"
+
+
+@pytest.mark.parametrize("override,needle", [
+    (["outer.population_sise=8"], "field 'outer.population_sise': unknown field"),
+    (["outer.population_size=abc"], "field 'outer.population_size'"),
+    (["outer.algorithm=pso"], "'open_es', 'snes', 'cma_es' or 'random'"),
+    (["tasks.train.0.env=gymnax/Cartpole-v1"], "Did you mean gymnax/CartPole-v1"),
+    (["tasks.train.0.timesteps=100"], "less than one PPO update"),
+    (["search_space.learning_rate={low=1,high=2}"], "unknown hyperparameter"),
+    (["search_space.lr={low=2,high=1}"], "must be smaller than high"),
+    (["outer.population_size=5"], "even population_size"),
+    (["inner.num_minibatches=3"], "divisible"),
+    (["kind=meta_gradient"], "field 'kind'"),
+    (["tasks.train.5.env=x"], "expected an index below 1"),
+    (["novalue"], "expected KEY=VALUE"),
+])
+def test_bad_specs_name_file_and_field(tmp_path, override, needle):
+    path = write(tmp_path, GOOD)
+    with pytest.raises(SpecError) as err:
+        load_spec(path, override)
+    assert needle in str(err.value)
+    if "KEY=VALUE" not in needle and "index" not in needle:
+        assert str(path) in str(err.value)
+
+
+def test_missing_file_and_bad_toml(tmp_path):
+    with pytest.raises(SpecError, match="no such spec file"):
+        load_spec(tmp_path / "nope.toml")
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(write(tmp_path, "name = "))
+
+
+def test_task_suite_reference_resolves_next_to_spec(tmp_path):
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "search").mkdir()
+    suite = GOOD.split("[[tasks.train]]")[1].split("[outer]")[0]
+    (tmp_path / "tasks" / "mine.toml").write_text("[[train]]" + suite)
+    body = GOOD.replace("[[tasks.train]]" + suite, 'tasks = "tasks/mine.toml"\n')
+    spec = load_spec(write(tmp_path / "search", body))
+    assert spec.tasks.train[0].timesteps == 1024
+    with pytest.raises(SpecError, match="task suite file 'tasks/other.toml' not found"):
+        load_spec(write(tmp_path / "search", body.replace("mine", "other"), "b.toml"))
