@@ -165,11 +165,16 @@ def replay_unsent(path: str | os.PathLike, tracking_uri: str | None = None) -> i
 
 def _read(path: Path):
     with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
                 op = json.loads(line)
-                if op.get("op") != "header":
-                    yield op
+            except ValueError:  # a line cut short when a process died mid-write
+                log.warning("%s line %d is not valid JSON; skipped", path, n)
+                continue
+            if op.get("op") != "header":
+                yield op
 
 
 def _short(e: BaseException) -> str:
