@@ -28,6 +28,22 @@ def main(verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    enable_compilation_cache()
+
+
+def enable_compilation_cache() -> None:
+    """Reuse compiled searches across launches (a resumed search skips most compiling);
+    JAX_COMPILATION_CACHE_DIR chooses the folder, an empty value turns it off."""
+    import os
+
+    folder = os.environ.get("JAX_COMPILATION_CACHE_DIR",
+                            os.path.join(os.path.expanduser("~"), ".cache", "metarl", "jax"))
+    if not folder:
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 for group in (search, runs, envs, tasks):

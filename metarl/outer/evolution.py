@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from metarl.outer.sharding import shard_population
+from metarl.outer.sharding import shard_over_population
 from metarl.outer.strategy import Strategy
 
 PyTree = Any
@@ -55,12 +55,12 @@ def make_generation(strategy: Strategy, evaluate: Evaluate,
     """`generation(state) -> (state, Generation)`: ask, evaluate all members in one vmapped
     call (sharded over `mesh`), rank non-finite fitness worst, tell, track the best."""
 
+    evaluate_all = evaluate if mesh is None else shard_over_population(evaluate, mesh)
+
     def generation(state: OuterState) -> tuple[OuterState, Generation]:
         key, k_ask, k_eval, k_tell = jax.random.split(state.key, 4)
         population, strat = strategy.ask(k_ask, state.strategy)
-        if mesh is not None:
-            population = shard_population(population, mesh)
-        ev = evaluate(population, k_eval)
+        ev = evaluate_all(population, k_eval)
         invalid = ~jnp.isfinite(ev.fitness)
         fitness = jnp.where(invalid, -jnp.inf, ev.fitness)
         strat = strategy.tell(k_tell, population, fitness, strat)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from collections.abc import Callable
 
 import jax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, PartitionSpec
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,9 @@ def maybe_initialize_distributed() -> bool:
     return True
 
 
-def population_mesh(population_size: int) -> Mesh:
+def population_mesh(population_size: int, max_devices: int | None = None) -> Mesh:
     """A 1-D mesh over as many devices as divide the population evenly."""
-    devices = jax.devices()
+    devices = jax.devices()[:max_devices]
     n = max(d for d in range(1, len(devices) + 1) if population_size % d == 0)
     if n < len(devices):
         log.warning("population %d does not divide over %d devices; using %d",
@@ -39,10 +39,17 @@ def population_mesh(population_size: int) -> Mesh:
     return Mesh(devices[:n], ("pop",))
 
 
-def shard_population(tree: Any, mesh: Mesh) -> Any:
-    """Constrain every leaf's leading (population) axis to be split over the mesh."""
-    spec = NamedSharding(mesh, PartitionSpec("pop"))
-    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, spec), tree)
+def shard_over_population(evaluate: Callable, mesh: Mesh) -> Callable:
+    """`evaluate(population, key)` run as one program per device on that device's slice of
+    the population; the key is shared, so every member sees the same inner seeds.
+
+    `shard_map` rather than sharding annotations: members never talk to each other, so there
+    is nothing for the SPMD partitioner to decide, and it cannot insert communication."""
+    if mesh.size == 1:
+        return evaluate
+    pop = PartitionSpec("pop")
+    return jax.shard_map(evaluate, mesh=mesh, in_specs=(pop, PartitionSpec()), out_specs=pop,
+                         check_vma=False)
 
 
 def is_main_process() -> bool:

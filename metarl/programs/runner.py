@@ -55,7 +55,7 @@ class SearchResult:
 class Search:
     """A search spec made runnable: program, strategy, compiled generation function."""
 
-    def __init__(self, spec: SearchSpec):
+    def __init__(self, spec: SearchSpec, max_devices: int | None = None):
         self.spec = spec
         self.program = build_program(spec)
         outer = spec.outer
@@ -65,7 +65,7 @@ class Search:
                                       learning_rate=outer.learning_rate,
                                       antithetic=outer.antithetic,
                                       sample=getattr(self.program, "sample", None))
-        self.mesh = population_mesh(outer.population_size)
+        self.mesh = population_mesh(outer.population_size, max_devices)
         self._generation = jax.jit(make_generation(self.strategy, self.program.evaluate,
                                                    self.mesh))
         self._compiled: Any = None
@@ -279,11 +279,11 @@ def restore(search: Search, run_id: str,
 
 
 def run_search(spec: SearchSpec, tracking_uri: str, spec_text: str, progress: Any = None,
-               stop_after: int | None = None) -> SearchResult:
+               stop_after: int | None = None, search: Search | None = None) -> SearchResult:
     """Launch a new search: one MLflow parent run, checked reachable before compiling."""
     tracker = start_tracker(spec, tracking_uri, spec_text) if is_main_process() else None
     try:
-        search = Search(spec)
+        search = search or Search(spec)
     except BaseException:
         if tracker is not None:
             tracker.finish("FAILED")
@@ -301,11 +301,13 @@ def load_run_spec(run_id: str, tracking_uri: str) -> SearchSpec:
 
 
 def resume_search(run_id: str, tracking_uri: str, progress: Any = None,
-                  stop_after: int | None = None) -> SearchResult:
-    """Continue `run_id` from its latest checkpoint, in the same MLflow run."""
+                  stop_after: int | None = None, search: Search | None = None) -> SearchResult:
+    """Continue `run_id` from its latest checkpoint, in the same MLflow run. An already
+    compiled `search` of the same spec may be passed to skip compiling again."""
     check_tracking_uri(tracking_uri)
     spec = load_run_spec(run_id, tracking_uri)
-    search = Search(spec)
+    if search is None or spec_hash(search.spec) != spec_hash(spec):
+        search = Search(spec)
     tracker = SearchTracker.attach(run_id, tracking_uri)
     state, host = restore(search, run_id, tracking_uri)
     for entry in host["population"]:  # the table artifact is rewritten whole on flush

@@ -22,11 +22,13 @@ PyTree = Any
 
 
 def ppo_config(inner: Inner, timesteps: int) -> PPOConfig:
+    unroll = {k: getattr(inner, k) for k in ("rollout_unroll", "minibatch_unroll")
+              if getattr(inner, k) is not None}
     return PPOConfig(total_timesteps=timesteps, num_envs=inner.num_envs,
                      num_steps=inner.num_steps, update_epochs=inner.update_epochs,
                      num_minibatches=inner.num_minibatches, hidden_sizes=inner.hidden_sizes,
                      activation=inner.activation, anneal_lr=inner.anneal_lr,
-                     normalize_obs=inner.normalize_obs)
+                     normalize_obs=inner.normalize_obs, **unroll)
 
 
 def sample_value(key: jax.Array, spec: float | int | bool | Range) -> jax.Array | float:

@@ -77,6 +77,9 @@ class Inner(Strict):
     anneal_lr: bool = True
     normalize_obs: bool = False
     seeds: int = Field(1, gt=0, description="inner-loop seeds per candidate and task")
+    rollout_unroll: int | None = Field(
+        None, gt=0, description="scan unrolling (compile time vs speed); default: PPOConfig's")
+    minibatch_unroll: int | None = Field(None, gt=0)
     lr: float = Field(_HP["lr"], gt=0)
     gamma: float = Field(_HP["gamma"], ge=0, le=1)
     gae_lambda: float = Field(_HP["gae_lambda"], ge=0, le=1)

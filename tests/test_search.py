@@ -1,0 +1,101 @@
+"""A whole (tiny) search: tracking of every trial, artifacts, stop and resume."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from metarl.programs.runner import Search, resume_search, run_search
+from metarl.spec import load_spec_data
+from metarl.tracking import list_search_runs
+
+TINY_SPEC = {
+    "name": "tiny", "kind": "hparams", "seed": 3,
+    "tasks": {"train": [{"env": "gymnax/CartPole-v1", "timesteps": 512,
+                         "return_range": [22.0, 500.0]},
+                        {"env": "gymnax/CartPole-v1", "name": "light", "timesteps": 512,
+                         "env_params": {"masspole": {"low": 0.05, "high": 0.2}}}]},
+    "inner": {"num_envs": 4, "num_steps": 32, "update_epochs": 1, "num_minibatches": 2,
+              "hidden_sizes": [16, 16], "rollout_unroll": 1, "minibatch_unroll": 1},
+    "outer": {"algorithm": "open_es", "population_size": 4, "generations": 3,
+              "sigma_init": 1.0, "learning_rate": 0.3},
+    "search_space": {"lr": {"low": 1e-4, "high": 1e-2, "log": True},
+                     "ent_coef": {"low": 0.0, "high": 0.05}},
+    "tracking": {"checkpoint_every": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("search")
+
+
+@pytest.fixture(scope="module")
+def search():
+    return Search(load_spec_data(json.loads(json.dumps(TINY_SPEC)), "tiny"))
+
+
+@pytest.fixture(scope="module")
+def uri(workdir):
+    return f"sqlite:///{workdir / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def full_run(search, uri, workdir):
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(workdir)  # local checkpoints go under ./.metarl
+    try:
+        return run_search(search.spec, uri, "# tiny spec\n", search=search)
+    finally:
+        os.chdir(cwd)
+
+
+def test_search_logs_every_trial_and_artifacts(full_run, uri, search):
+    client = MlflowClient(uri)
+    run = client.get_run(full_run.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["outer.population_size"] == "4"
+    assert run.data.tags["metarl.kind"] == "hparams"
+    history = client.get_metric_history(full_run.run_id, "best_fitness")
+    assert [m.step for m in history] == [0, 1, 2]
+    assert np.all(np.diff([m.value for m in history]) >= 0)  # best-so-far never drops
+    for name in ("mean_fitness", "env_steps_per_second", "task/light/return_mean"):
+        assert client.get_metric_history(full_run.run_id, name)
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{full_run.run_id}'",
+        max_results=100)
+    assert len(children) == 4 * 3  # every candidate of every generation is a trial
+    child = children[0]
+    assert {"lr", "ent_coef"} <= set(child.data.params)
+    assert "fitness" in child.data.metrics
+    arts = {a.path for a in client.list_artifacts(full_run.run_id)}
+    assert {"population.csv", "best_params.json", "mean_params.json", "learning_curve.png",
+            "spec.resolved.json", "checkpoints"} <= arts
+    rows = client.download_artifacts(full_run.run_id, "population.csv")
+    assert len(Path(rows).read_text().strip().splitlines()) == 1 + 4 * 3
+    best = json.loads(Path(client.download_artifacts(full_run.run_id,
+                                                     "best_params.json")).read_text())
+    assert 1e-4 <= best["hparams"]["lr"] <= 1e-2
+    listed = [r for r in list_search_runs(uri) if r["run_id"] == full_run.run_id][0]
+    assert listed["generations"] == 3
+    assert listed["best_fitness"] == pytest.approx(full_run.best_fitness)
+
+
+def test_stopped_and_resumed_search_equals_uninterrupted(full_run, search, uri, workdir,
+                                                         monkeypatch):
+    monkeypatch.chdir(workdir)
+    first = run_search(search.spec, uri, "# tiny spec\n", stop_after=1, search=search)
+    assert first.status == "KILLED" and first.generations == 1
+    resumed = resume_search(first.run_id, uri, search=search)
+    assert resumed.run_id == first.run_id and resumed.generations == 3
+    assert resumed.best_fitness == full_run.best_fitness
+    assert resumed.best == full_run.best and resumed.mean == full_run.mean
+    assert resumed.history == full_run.history
+    client = MlflowClient(uri)
+    assert client.get_run(first.run_id).info.status == "FINISHED"
+    rows = client.download_artifacts(first.run_id, "population.csv")
+    assert len(Path(rows).read_text().strip().splitlines()) == 1 + 4 * 3
