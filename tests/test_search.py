@@ -99,3 +99,33 @@ def test_stopped_and_resumed_search_equals_uninterrupted(full_run, search, uri, 
     assert client.get_run(first.run_id).info.status == "FINISHED"
     rows = client.download_artifacts(first.run_id, "population.csv")
     assert len(Path(rows).read_text().strip().splitlines()) == 1 + 4 * 3
+
+
+class InterruptAt:
+    """A progress display that presses Ctrl-C once generation `at` is done."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def compiling(self):
+        pass
+
+    def update(self, generation, stats):
+        if generation == self.at:
+            raise KeyboardInterrupt
+
+    def stop(self):
+        pass
+
+
+def test_ctrl_c_marks_run_killed_and_keeps_results(full_run, search, uri, workdir,
+                                                   monkeypatch):
+    monkeypatch.chdir(workdir)
+    result = run_search(search.spec, uri, "# tiny spec\n", progress=InterruptAt(2),
+                        search=search)
+    assert result.status == "KILLED" and result.generations == 2
+    client = MlflowClient(uri)
+    assert client.get_run(result.run_id).info.status == "KILLED"
+    steps = [m.step for m in client.get_metric_history(result.run_id, "best_fitness")]
+    assert steps == [0, 1]
+    assert (workdir / ".metarl" / "checkpoints" / result.run_id / "latest.npz").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from typing import TYPE_CHECKING
 
@@ -122,3 +123,6 @@ def _print_result(console: Console, result: SearchResult, uri: str) -> None:
             shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
             console.print(f"  {name}: {shown}")
     console.print(f"  tracking: {uri}  (open with `metarl ui`)")
+    if result.status == "KILLED":
+        console.print(f"  interrupted; continue with `metarl search resume {result.run_id}`")
+        sys.exit(130)

@@ -131,10 +131,10 @@ class SearchRunner:
                 pending = None if stop else self.search.step(new_state)
                 if stop and gen < total:
                     status = "KILLED"  # stopped early on request (stop_after)
+                state = new_state  # finished: from here on, Ctrl-C keeps this generation
                 now = time.perf_counter()
-                self._record(gen, jax.device_get(out), now - t_prev, new_state)
+                self._record(gen, jax.device_get(out), now - t_prev, state)
                 t_prev = now
-                state = new_state
                 if gen % self.spec.tracking.checkpoint_every == 0 or gen >= total:
                     self._checkpoint(state)
                     last_saved = gen

@@ -1,0 +1,85 @@
+"""Outer-loop overhead: a full ES search generation (tracking, checkpoints, trials included)
+against the bare vmapped inner-loop evaluation of the same population, measured in one run.
+
+    python benchmarks/es_overhead.py                 # quickstart-sized, 6 generations
+    python benchmarks/es_overhead.py --trials best   # one child run per generation
+
+Target: ratio <= 1.05.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import jax
+
+from metarl.programs.runner import Search, run_search
+from metarl.spec import load_spec
+
+
+def bare_seconds(search: Search, generations: int) -> list[float]:
+    """Per-generation time of just `evaluate(population)`, compiled, same population size."""
+    program = search.program
+    state = search.initial_state()
+    population, _ = search.strategy.ask(jax.random.PRNGKey(1), state.strategy)
+    evaluate = jax.jit(program.evaluate).lower(population, jax.random.PRNGKey(0)).compile()
+    jax.block_until_ready(evaluate(population, jax.random.PRNGKey(0)))
+    times = []
+    for g in range(generations):
+        t0 = time.perf_counter()
+        jax.block_until_ready(evaluate(population, jax.random.PRNGKey(g)))
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def full_seconds(search: Search, generations: int) -> tuple[float, float]:
+    """Wall time per generation of a whole tracked search, compile excluded; and compile s."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = os.getcwd()
+        os.chdir(tmp)
+        try:
+            uri = f"sqlite:///{tmp}/mlflow.db"
+            search.compile(search.initial_state())
+            t0 = time.perf_counter()
+            result = run_search(search.spec, uri, "# benchmark\n", search=search)
+            total = time.perf_counter() - t0
+        finally:
+            os.chdir(cwd)
+    assert result.generations == generations
+    return total / generations, search.compile_seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--spec", default="search/quickstart.toml")
+    ap.add_argument("--generations", type=int, default=6)
+    ap.add_argument("--trials", choices=["all", "best"], default="all")
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    args = ap.parse_args()
+    overrides = [f"outer.generations={args.generations}", f"tracking.trials={args.trials}",
+                 *args.overrides]
+    spec = load_spec(args.spec, overrides)
+    search = Search(spec)
+    # warm up the tracking store and the machine once so neither side pays first-use costs
+    bare = bare_seconds(search, args.generations)
+    full, compile_s = full_seconds(search, args.generations)
+    bare2 = bare_seconds(search, args.generations)  # bracket the full run: machines drift
+    bare_med = statistics.median(bare + bare2)
+    steps = search.env_steps_per_generation
+    print(f"spec {args.spec}: population {spec.outer.population_size}, "
+          f"{steps:,} env steps per generation, trials={args.trials}, "
+          f"checkpoint every {spec.tracking.checkpoint_every}, devices {len(jax.devices())}")
+    print(f"compile (generation function)      : {compile_s:8.2f} s")
+    print(f"bare evaluation per generation     : {bare_med:8.3f} s  "
+          f"({steps / bare_med:,.0f} env steps/s)")
+    print(f"full search per generation         : {full:8.3f} s  "
+          f"({steps / full:,.0f} env steps/s)")
+    print(f"overhead ratio full / bare         : {full / bare_med:8.3f}   (target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()
