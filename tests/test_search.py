@@ -11,6 +11,8 @@ from metarl.programs.runner import Search, resume_search, run_search
 from metarl.spec import load_spec_data
 from metarl.tracking import list_search_runs
 
+pytest_plugins = ["mlflow_server"]  # a real `mlflow server` on loopback
+
 TINY_SPEC = {
     "name": "tiny", "kind": "hparams", "seed": 3,
     "tasks": {"train": [{"env": "gymnax/CartPole-v1", "timesteps": 512,
@@ -129,3 +131,14 @@ def test_ctrl_c_marks_run_killed_and_keeps_results(full_run, search, uri, workdi
     steps = [m.step for m in client.get_metric_history(result.run_id, "best_fitness")]
     assert steps == [0, 1]
     assert (workdir / ".metarl" / "checkpoints" / result.run_id / "latest.npz").is_file()
+
+
+def test_search_logs_to_a_real_server_over_http(search, mlflow_server, workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    result = run_search(search.spec, mlflow_server.url, "# tiny spec\n", search=search)
+    client = MlflowClient(mlflow_server.url)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert len(client.get_metric_history(result.run_id, "best_fitness")) == 3
+    arts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"population.csv", "best_params.json", "checkpoints"} <= arts
