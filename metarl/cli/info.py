@@ -43,11 +43,13 @@ def tasks_list() -> None:
                 data = tomllib.loads(path.read_text())
             except tomllib.TOMLDecodeError:
                 data = {"description": "(not valid TOML)"}
-            envs_of = (lambda split, d=data: ", ".join(
-                t.get("name") or t.get("env", "?") for t in d.get(split, [])))
             table.add_row(str(path.relative_to(folder.parent)), data.get("description", ""),
-                          envs_of("train"), envs_of("held_out"))
+                          _task_names(data, "train"), _task_names(data, "held_out"))
     Console().print(table)
+
+
+def _task_names(suite: dict, split: str) -> str:
+    return ", ".join(t.get("name") or t.get("env", "?") for t in suite.get(split, []))
 
 
 @click.command()

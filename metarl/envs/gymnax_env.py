@@ -29,8 +29,12 @@ def _convert_space(space: Any) -> Space:
     low = np.asarray(space.low, np.float32)
     high = np.asarray(space.high, np.float32)
     shape = tuple(int(s) for s in space.shape)
-    as_static = (lambda a: float(a) if a.ndim == 0 else tuple(a.reshape(-1).tolist()))
-    return Box(as_static(low), as_static(high), shape)
+    return Box(_static(low), _static(high), shape)
+
+
+def _static(a: np.ndarray) -> float | tuple:
+    """A hashable copy of a bound, so spaces can be static arguments."""
+    return float(a) if a.ndim == 0 else tuple(a.reshape(-1).tolist())
 
 
 class GymnaxEnv:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,7 @@ class SearchRunner:
                 now = time.perf_counter()
                 self._record(gen, jax.device_get(out), now - t_prev, state)
                 t_prev = now
+                self._meta_test(state, gen)
                 if gen % self.spec.tracking.checkpoint_every == 0 or gen >= total:
                     self._checkpoint(state)
                     last_saved = gen
@@ -202,6 +204,21 @@ class SearchRunner:
                                                   "metarl.member": str(m),
                                                   "metarl.trial": "candidate"})
 
+    def _meta_test(self, state: OuterState, gen: int) -> None:
+        """Evaluate the search mean (e.g. on held-out tasks) as a child run every K gens."""
+        every = self.spec.tracking.meta_test_every
+        meta_test = getattr(self.search.program, "meta_test", None)
+        if not every or meta_test is None or self.tracker is None:
+            return
+        if gen % every and gen < self.spec.outer.generations:
+            return
+        mean = self.search.strategy.mean(state.strategy)
+        metrics = meta_test(mean, jax.random.fold_in(jax.random.PRNGKey(self.spec.seed), gen))
+        self.tracker.log_metrics({f"meta_test/{k}": v for k, v in metrics.items()}, gen - 1)
+        self.tracker.log_trial(f"mean@g{gen - 1:04d}", {"generation": gen - 1}, metrics,
+                               tags={"metarl.trial": "mean-evaluation",
+                                     "metarl.generation": str(gen - 1)})
+
     # -- setup, checkpoints, finish -----------------------------------------------------------
     def _log_setup(self) -> None:
         if self.tracker is not None:
@@ -218,12 +235,21 @@ class SearchRunner:
         gen = int(state.generation)
         folder = checkpoint_dir(self.tracker.run_id)
         path = save_checkpoint(folder / "latest.npz", state, self._host_data(state))
+        # a copy per generation in the run's artifacts, for `metarl export --generation`
+        snapshot = folder / f"gen_{gen:05d}.npz"
+        shutil.copyfile(path, snapshot)
         self.tracker.log_artifact(str(path), "checkpoints")
+        self.tracker.log_artifact(str(snapshot), "checkpoints")
         self._log_params_artifacts(state)
         if self.history["mean_fitness"]:
             self.tracker.log_figure(fitness_figure(self.history, self.spec.name),
                                     "learning_curve.png")
+        mean = jax.device_get(self.search.strategy.mean(state.strategy))
+        for name, fig in getattr(self.search.program, "figures", lambda m, g: {})(mean,
+                                                                                 gen).items():
+            self.tracker.log_figure(fig, name)
         self.tracker.flush()  # checkpoint and tracking are on record before we go on
+        snapshot.unlink(missing_ok=True)  # uploaded; only `latest` stays on local disk
         log.info("checkpoint at generation %d: %s", gen, path)
 
     def _log_params_artifacts(self, state: OuterState) -> None:

@@ -94,13 +94,22 @@ class SuiteEval:
     def steps_per_candidate(self) -> int:
         return sum(t.config.num_updates * t.config.batch_size * t.seeds for t in self.tasks)
 
-    def returns(self, key: jax.Array, meta_pop: PyTree, hparams_pop: HParams) -> jax.Array:
-        """`(pop, tasks)` raw final returns. The same inner seeds serve every member (common
-        random numbers), so members are compared on equal terms."""
+    def returns(self, key: jax.Array, meta_pop: PyTree, hparams: HParams,
+                hparams_batched: bool = True) -> jax.Array:
+        """`(pop, tasks)` raw final returns of a population of meta-parameters and (batched or
+        shared) hyperparameters. The same inner seeds serve every member (common random
+        numbers), so members are compared on equal terms."""
         keys = jax.random.split(key, len(self.tasks))
-        cols = [jax.vmap(t.final_return, in_axes=(None, 0, 0))(k, meta_pop, hparams_pop)
+        axes = (None, 0, 0 if hparams_batched else None)
+        cols = [jax.vmap(t.final_return, in_axes=axes)(k, meta_pop, hparams)
                 for t, k in zip(self.tasks, keys, strict=True)]
         return jnp.stack(cols, axis=1)
+
+    def curves(self, key: jax.Array, meta_params: PyTree, hparams: HParams) -> list[jax.Array]:
+        """One candidate's `(seeds, updates)` return curves on every task."""
+        keys = jax.random.split(key, len(self.tasks))
+        return [t.curves(k, meta_params, hparams) for t, k in zip(self.tasks, keys,
+                                                                   strict=True)]
 
     def normalised(self, returns: jax.Array) -> jax.Array:
         return jnp.stack([t.normalise(returns[:, i]) for i, t in enumerate(self.tasks)], 1)

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from metarl.envs.registry import check_env_name
 from metarl.ppo.config import HParams
 
-
 _HP = HParams._field_defaults
 
 
@@ -125,6 +124,9 @@ class Tracking(Strict):
     checkpoint_every: int = Field(5, gt=0, description="generations between checkpoints")
     trials: Literal["all", "best"] = Field(
         "all", description="child runs: every candidate, or each generation's best only")
+    meta_test_every: int = Field(
+        0, ge=0, description="evaluate the search mean on held-out tasks every K generations "
+        "as a child run (0: never; update_rule searches)")
 
 
 SEARCH_KINDS = ("hparams",)
