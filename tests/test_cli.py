@@ -53,6 +53,15 @@ def test_bad_spec_exits_2_without_traceback(args, needle):
     assert "Traceback" not in out
 
 
+def test_env_param_typo_fails_before_any_run(tmp_path):
+    code, out = cli("search", "run", "quickstart", "--set",
+                    "tasks.train.0.env_params.gravty=3.0", "--tracking-uri",
+                    f"sqlite:///{tmp_path}/x.db")
+    assert code == 2 and "quickstart.toml" in out and "tasks.train[0]" in out
+    assert "has no parameter 'gravty'" in out and "Traceback" not in out
+    assert not (tmp_path / "x.db").exists()
+
+
 def test_missing_spec_file():
     code, out = cli("search", "run", "no/such/spec.toml")
     assert code == 2 and "no such spec file" in out

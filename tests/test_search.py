@@ -18,7 +18,9 @@ TINY_SPEC = {
     "tasks": {"train": [{"env": "gymnax/CartPole-v1", "timesteps": 512,
                          "return_range": [22.0, 500.0]},
                         {"env": "gymnax/CartPole-v1", "name": "light", "timesteps": 512,
-                         "env_params": {"masspole": {"low": 0.05, "high": 0.2}}}]},
+                         "env_params": {"masspole": {"low": 0.05, "high": 0.2}}}],
+              "held_out": [{"env": "gymnax/CartPole-v1", "name": "lowg", "timesteps": 512,
+                            "env_params": {"gravity": 4.0}, "return_range": [22.0, 500.0]}]},
     "inner": {"num_envs": 4, "num_steps": 32, "update_epochs": 1, "num_minibatches": 2,
               "hidden_sizes": [16, 16], "rollout_unroll": 1, "minibatch_unroll": 1},
     "outer": {"algorithm": "open_es", "population_size": 4, "generations": 3,
@@ -70,8 +72,12 @@ def test_search_logs_every_trial_and_artifacts(full_run, uri, search):
     children = client.search_runs(
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{full_run.run_id}'",
         max_results=100)
-    assert len(children) == 4 * 3  # every candidate of every generation is a trial
-    child = children[0]
+    kinds = [c.data.tags["metarl.trial"] for c in children]
+    assert kinds.count("candidate") == 4 * 3  # every candidate of every generation
+    assert kinds.count("mean-evaluation") == 1  # the final mean on the held-out task
+    mean_eval = children[kinds.index("mean-evaluation")]
+    assert {"return/lowg", "normalised_return"} <= set(mean_eval.data.metrics)
+    child = children[kinds.index("candidate")]
     assert {"lr", "ent_coef"} <= set(child.data.params)
     assert "fitness" in child.data.metrics
     arts = {a.path for a in client.list_artifacts(full_run.run_id)}

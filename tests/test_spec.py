@@ -57,6 +57,7 @@ def test_good_spec_and_overrides(tmp_path):
     (["tasks.train.0.timesteps=100"], "less than one PPO update"),
     (["search_space.learning_rate={low=1,high=2}"], "unknown hyperparameter"),
     (["search_space.lr={low=2,high=1}"], "must be smaller than high"),
+    (["tasks.train.0.return_range=[5.0, 5.0]"], "the two returns must differ"),
     (["outer.population_size=5"], "even population_size"),
     (["inner.num_minibatches=3"], "divisible"),
     (["kind=meta_gradient"], "field 'kind'"),

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from metarl.cli.errors import fail
 from metarl.cli.paths import spec_folders
 
 
@@ -65,7 +66,10 @@ def ui(tracking_uri: str | None, port: int) -> None:
     """
     from metarl.tracking import resolve_tracking_uri, ui_command
 
-    cmd = ui_command(resolve_tracking_uri(tracking_uri), port)
+    try:
+        cmd = ui_command(resolve_tracking_uri(tracking_uri), port)
+    except ValueError as err:  # e.g. an http:// store already has its own UI
+        fail(str(err), 2)
     click.echo(f"MLflow UI on http://127.0.0.1:{port}  (Ctrl-C to stop)", err=True)
     try:
         subprocess.run(cmd, check=False)

@@ -13,7 +13,8 @@ from rich.table import Table
 from metarl.cli.errors import fail
 from metarl.cli.paths import find_spec, spec_folders
 from metarl.cli.progress import SearchProgress
-from metarl.spec import SearchSpec, load_spec, spec_hash
+from metarl.envs import EnvParamError
+from metarl.spec import SearchSpec, SpecError, load_spec, spec_hash
 from metarl.tracking import resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -47,19 +48,23 @@ def run_cmd(spec_file: str, overrides: tuple[str, ...], tracking_uri: str | None
       metarl search run search/quickstart.toml --tracking-uri http://127.0.0.1:5000
       metarl search run search/quickstart.toml --dry-run
     """
+    from metarl.outer.sharding import maybe_initialize_distributed
+    from metarl.programs.runner import Search, run_search
+
     path = find_spec(spec_file, "search")
     spec = load_spec(path, list(overrides))
     console = Console(stderr=True)
     _print_plan(console, spec)
+    try:  # builds the envs, so env-param mistakes surface here, before any run exists
+        search = Search(spec)
+    except EnvParamError as err:
+        raise SpecError(f"{path}: {err}") from None
     if dry_run:
         return
-    from metarl.outer.sharding import maybe_initialize_distributed
-    from metarl.programs.runner import run_search
-
     maybe_initialize_distributed()
     uri = resolve_tracking_uri(tracking_uri)
     progress = None if quiet else SearchProgress(spec.outer.generations, console=console)
-    result = run_search(spec, uri, path.read_text(), progress)
+    result = run_search(spec, uri, path.read_text(), progress, search=search)
     _print_result(console, result, uri)
 
 
@@ -74,8 +79,10 @@ def resume_cmd(run_id: str, tracking_uri: str | None, quiet: bool) -> None:
     Example:
       metarl search resume 3f2c9a0e5b1d4c7e9f00aa11bb22cc33
     """
+    from metarl.outer.sharding import maybe_initialize_distributed
     from metarl.programs.runner import load_run_spec, resume_search
 
+    maybe_initialize_distributed()
     uri = resolve_tracking_uri(tracking_uri)
     console = Console(stderr=True)
     try:

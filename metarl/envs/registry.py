@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from typing import Any
@@ -20,11 +22,13 @@ class EnvParamError(ValueError):
 
 
 def _brax_names() -> list[str]:
-    try:
-        from metarl.envs.brax_env import brax_env_names
-    except ImportError:  # brax is optional at run time
-        return []
-    return brax_env_names()
+    # brax's import prints a line per optional backend it lacks (warp); keep stdout clean
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            from metarl.envs.brax_env import brax_env_names
+        except ImportError:  # brax is optional at run time
+            return []
+        return brax_env_names()
 
 
 def _factories() -> dict[str, Callable[..., Env]]:

@@ -36,6 +36,11 @@ class HParamSearch:
         self.space = dict(sorted(spec.search_space.items()))
         self.base = spec.inner.hparams()
         self.suite = SuiteEval(spec.tasks.train, spec.inner, spec.outer.final_fraction)
+        self.held_out = (SuiteEval(spec.tasks.held_out, spec.inner, spec.outer.final_fraction,
+                                   where="tasks.held_out") if spec.tasks.held_out else None)
+        self._held_out_returns = None if self.held_out is None else jax.jit(
+            lambda z, key: self.held_out.returns(
+                key, None, jax.tree.map(lambda x: x[None], self.to_hparams(z)))[0])
 
     def initial_mean(self) -> dict[str, jax.Array]:
         return {name: jnp.zeros((), jnp.float32) for name in self.space}
@@ -52,6 +57,12 @@ class HParamSearch:
         hps = jax.vmap(self.to_hparams)(population)
         raw = self.suite.returns(key, None, hps)
         return Evaluation(self.suite.normalised(raw).mean(1), raw)
+
+    def meta_test(self, z: PyTree, key: jax.Array) -> dict[str, float] | None:
+        """The candidate `z` (the search mean) trained on the held-out tasks."""
+        if self._held_out_returns is None:
+            return None
+        return self.held_out.summary(self._held_out_returns(z, key))
 
     def describe(self, z: PyTree) -> dict[str, float]:
         """A candidate as the hyperparameter values a person would read."""

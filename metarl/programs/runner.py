@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from metarl.outer import (
+    CheckpointError,
     OuterState,
     init_outer_state,
     load_checkpoint,
@@ -208,12 +209,13 @@ class SearchRunner:
         """Evaluate the search mean (e.g. on held-out tasks) as a child run every K gens."""
         every = self.spec.tracking.meta_test_every
         meta_test = getattr(self.search.program, "meta_test", None)
-        if not every or meta_test is None or self.tracker is None:
-            return
-        if gen % every and gen < self.spec.outer.generations:
+        due = gen >= self.spec.outer.generations or (every and gen % every == 0)
+        if not due or meta_test is None or self.tracker is None:
             return
         mean = self.search.strategy.mean(state.strategy)
         metrics = meta_test(mean, jax.random.fold_in(jax.random.PRNGKey(self.spec.seed), gen))
+        if metrics is None:  # no held-out tasks
+            return
         self.tracker.log_metrics({f"meta_test/{k}": v for k, v in metrics.items()}, gen - 1)
         self.tracker.log_trial(f"mean@g{gen - 1:04d}", {"generation": gen - 1}, metrics,
                                tags={"metarl.trial": "mean-evaluation",
@@ -299,21 +301,22 @@ def restore(search: Search, run_id: str,
 
     local = checkpoint_dir(run_id) / "latest.npz"
     if not local.is_file():
-        local = Path(download_artifact(tracking_uri, run_id, "checkpoints/latest.npz",
-                                       str(checkpoint_dir(run_id))))
+        try:
+            local = Path(download_artifact(tracking_uri, run_id, "checkpoints/latest.npz",
+                                           str(checkpoint_dir(run_id))))
+        except Exception as err:  # noqa: BLE001 - missing artifact or store error alike
+            msg = (f"run {run_id} has no checkpoint to resume from (neither {local} nor the "
+                   f"run's checkpoints/latest.npz): {err}")
+            raise CheckpointError(msg) from None
     return load_checkpoint(local, search.initial_state())
 
 
 def run_search(spec: SearchSpec, tracking_uri: str, spec_text: str, progress: Any = None,
                stop_after: int | None = None, search: Search | None = None) -> SearchResult:
     """Launch a new search: one MLflow parent run, checked reachable before compiling."""
+    check_tracking_uri(tracking_uri)
+    search = search or Search(spec)  # builds envs: bad env params fail before a run exists
     tracker = start_tracker(spec, tracking_uri, spec_text) if is_main_process() else None
-    try:
-        search = search or Search(spec)
-    except BaseException:
-        if tracker is not None:
-            tracker.finish("FAILED")
-        raise
     runner = SearchRunner(search, tracker, progress)
     return runner.run(search.initial_state(), stop_after)
 

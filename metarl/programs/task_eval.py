@@ -28,7 +28,8 @@ def ppo_config(inner: Inner, timesteps: int) -> PPOConfig:
                      num_steps=inner.num_steps, update_epochs=inner.update_epochs,
                      num_minibatches=inner.num_minibatches, hidden_sizes=inner.hidden_sizes,
                      activation=inner.activation, anneal_lr=inner.anneal_lr,
-                     normalize_obs=inner.normalize_obs, **unroll)
+                     normalize_obs=inner.normalize_obs,
+                     bootstrap_truncated=inner.bootstrap_truncated, **unroll)
 
 
 def sample_value(key: jax.Array, spec: float | int | bool | Range) -> jax.Array | float:
@@ -110,6 +111,12 @@ class SuiteEval:
         keys = jax.random.split(key, len(self.tasks))
         return [t.curves(k, meta_params, hparams) for t, k in zip(self.tasks, keys,
                                                                    strict=True)]
+
+    def summary(self, returns: jax.Array) -> dict[str, float]:
+        """Metrics of one candidate's `(tasks,)` raw returns: per task and normalised mean."""
+        out = {f"return/{lab}": float(r) for lab, r in zip(self.labels, returns, strict=True)}
+        out["normalised_return"] = float(self.normalised(returns[None])[0].mean())
+        return out
 
     def normalised(self, returns: jax.Array) -> jax.Array:
         return jnp.stack([t.normalise(returns[:, i]) for i, t in enumerate(self.tasks)], 1)

@@ -51,6 +51,14 @@ class Task(Strict):
         check_env_name(name)
         return name
 
+    @field_validator("return_range")
+    @classmethod
+    def _distinct(cls, rr: tuple[float, float] | None) -> tuple[float, float] | None:
+        if rr is not None and rr[0] == rr[1]:
+            raise ValueError(f"the two returns must differ (got {list(rr)}): fitness is "
+                             "(R - random) / (target - random)")
+        return rr
+
     @property
     def label(self) -> str:
         return self.name or self.env.split("/", 1)[-1]
@@ -75,6 +83,8 @@ class Inner(Strict):
     activation: Literal["tanh", "relu"] = "tanh"
     anneal_lr: bool = True
     normalize_obs: bool = False
+    bootstrap_truncated: bool = Field(
+        True, description="bootstrap the value at time-limit truncations")
     seeds: int = Field(1, gt=0, description="inner-loop seeds per candidate and task")
     rollout_unroll: int | None = Field(
         None, gt=0, description="scan unrolling (compile time vs speed); default: PPOConfig's")
