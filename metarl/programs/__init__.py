@@ -14,4 +14,8 @@ def build_program(spec: SearchSpec) -> Any:
         from metarl.programs.hparams import HParamSearch
 
         return HParamSearch(spec)
+    if spec.kind == "update_rule":
+        from metarl.programs.update_rule import UpdateRuleSearch
+
+        return UpdateRuleSearch(spec)
     raise ValueError(f"unknown search kind {spec.kind!r}")

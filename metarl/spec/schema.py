@@ -139,18 +139,41 @@ class Tracking(Strict):
         "as a child run (0: never; update_rule searches)")
 
 
-SEARCH_KINDS = ("hparams",)
+class Rule(Strict):
+    """The learned update rule of an `update_rule` search."""
+
+    objective: str = Field("lpo", description="lpo, lpo_temporal, learned_objective, or "
+                           "module:path/to/rule.py (an exported rule to start from)")
+    init: Literal["ppo", "zero"] = Field(
+        "ppo", description="start near PPO-clip's drift (lpo*) or from the default init")
+    settings: dict[str, int | float | bool | list[int]] = Field(
+        default_factory=dict, description="objective arguments, e.g. hidden_sizes = [32]")
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, name: str) -> str:
+        from metarl.learned import MODULE_PREFIX, OBJECTIVE_NAMES
+
+        if not name.startswith(MODULE_PREFIX) and name not in OBJECTIVE_NAMES:
+            allowed = ", ".join(OBJECTIVE_NAMES)
+            raise ValueError(f"unknown objective {name!r}; allowed: {allowed}, or "
+                             f"{MODULE_PREFIX}path/to/rule.py")
+        return name
+
+
+SEARCH_KINDS = ("hparams", "update_rule")
 
 
 class SearchSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = ""
-    kind: Literal["hparams"]
+    kind: Literal["hparams", "update_rule"]
     seed: int = 0
     tasks: TaskSuite
     inner: Inner = Field(default_factory=Inner)
     outer: Outer = Field(default_factory=Outer)
     search_space: dict[str, Range] = Field(default_factory=dict)
+    rule: Rule = Field(default_factory=Rule)
     tracking: Tracking = Field(default_factory=Tracking)
 
     @model_validator(mode="after")

@@ -1,0 +1,90 @@
+"""Search kind `update_rule`: evolve a learned policy objective (LPO drift, temporally aware
+LPO, or a general learned objective) with ES, training PPO agents on a task suite.
+
+Meta-parameters are the objective's network weights; fitness is the per-task normalised final
+return of PPO trained with the rule, averaged over tasks and seeds (Lu et al. 2022,
+"Discovered Policy Optimisation"; Jackson et al. 2024 for temporal awareness).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from matplotlib.figure import Figure
+
+from metarl.learned import DriftObjective, make_objective, num_params, objective_settings
+from metarl.learned.registry import MODULE_PREFIX
+from metarl.outer.evolution import Evaluation
+from metarl.programs.task_eval import SuiteEval
+from metarl.spec.schema import SearchSpec
+
+PyTree = Any
+
+
+class UpdateRuleSearch:
+    kind = "update_rule"
+
+    def __init__(self, spec: SearchSpec, base_dir: str | Path | None = None):
+        self.spec = spec
+        rule = spec.rule
+        self._start: PyTree = None
+        if rule.objective.startswith(MODULE_PREFIX):
+            # an exported rule as the starting point: its objective and its weights
+            from metarl.export import load_rule
+            from metarl.export.loader import parse_module_ref
+
+            self.objective, self._start = load_rule(parse_module_ref(rule.objective, base_dir))
+        else:
+            self.objective = make_objective(rule.objective, **rule.settings)
+        self.hparams = spec.inner.hparams()
+        final = spec.outer.final_fraction
+        self.suite = SuiteEval(spec.tasks.train, spec.inner, final, self.objective)
+        self.held_out = (SuiteEval(spec.tasks.held_out, spec.inner, final, self.objective,
+                                   where="tasks.held_out") if spec.tasks.held_out else None)
+        self._held_out_returns = None if self.held_out is None else jax.jit(
+            lambda params, key: self.held_out.returns(
+                key, jax.tree.map(lambda x: x[None], params), self.hparams.as_arrays(),
+                hparams_batched=False)[0])
+
+    def initial_mean(self) -> PyTree:
+        if self._start is None:
+            key = jax.random.PRNGKey(self.spec.seed)
+            near_ppo = getattr(self.objective, "init_near_ppo", None)
+            if self.spec.rule.init == "ppo" and near_ppo is not None:
+                self._start = near_ppo(key, clip_eps=self.hparams.clip_eps)
+            else:
+                self._start = self.objective.init(key)
+        return self._start
+
+    def evaluate(self, population: PyTree, key: jax.Array) -> Evaluation:
+        raw = self.suite.returns(key, population, self.hparams.as_arrays(),
+                                 hparams_batched=False)
+        return Evaluation(self.suite.normalised(raw).mean(1), raw)
+
+    def meta_test(self, params: PyTree, key: jax.Array) -> dict[str, float] | None:
+        """The rule `params` (the search mean) used to train agents on held-out tasks."""
+        if self._held_out_returns is None:
+            return None
+        return self.held_out.summary(self._held_out_returns(params, key))
+
+    def describe(self, params: PyTree) -> dict[str, Any]:
+        return {"objective": self.objective.name}
+
+    def export_params(self, params: PyTree) -> dict[str, Any]:
+        return {"objective": self.objective.name,
+                "settings": objective_settings(self.objective),
+                "num_params": num_params(params)}
+
+    def population_columns(self, population: PyTree) -> dict[str, np.ndarray]:
+        return {}
+
+    def figures(self, mean: PyTree, generation: int) -> dict[str, Figure]:
+        if not isinstance(self.objective, DriftObjective):
+            return {}
+        from metarl.programs.drift_plot import drift_figure
+
+        fig = drift_figure(self.objective, mean, f"mean drift, generation {generation}")
+        return {f"drift/gen_{generation:05d}.png": fig}
