@@ -9,6 +9,7 @@ import click
 from metarl import __version__
 from metarl.cli.errors import FriendlyGroup
 from metarl.cli.info import envs, tasks, ui
+from metarl.cli.rules import evaluate, export
 from metarl.cli.runs import runs
 from metarl.cli.search import search
 
@@ -49,3 +50,5 @@ def enable_compilation_cache() -> None:
 for group in (search, runs, envs, tasks):
     main.add_command(group)
 main.add_command(ui)
+main.add_command(evaluate)
+main.add_command(export)

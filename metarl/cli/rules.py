@@ -1,0 +1,203 @@
+"""`metarl evaluate` and `metarl export`: what a search discovered, compared and taken away."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from metarl.cli.errors import fail
+from metarl.cli.paths import find_spec
+
+TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
+
+
+def _update_rule_candidates(run_id: str, uri: str, generation: int | None):  # noqa: ANN202
+    from metarl.programs.candidates import load_candidates
+
+    try:
+        cands = load_candidates(run_id, uri, generation)
+    except FileNotFoundError as err:
+        fail(f"run {run_id!r} not found in {uri}: {err}")
+    if cands.search.spec.kind != "update_rule":
+        fail(f"run {run_id} is a {cands.search.spec.kind!r} search; `evaluate` and `export` "
+             "take update_rule searches")
+    return cands
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--tasks", "tasks_file", default=None, metavar="SUITE",
+              help="Task suite (tasks/*.toml); all its tasks are evaluated. Default: the "
+              "search's own held-out tasks, else its training tasks.")
+@click.option("--seeds", default=10, show_default=True, help="Training runs per rule and task.")
+@click.option("--which", type=click.Choice(["mean", "best"]), default="mean",
+              show_default=True, help="The search mean, or the best candidate evaluated.")
+@click.option("--generation", type=int, default=None,
+              help="Use the checkpoint after this many generations (default: the last).")
+@click.option("--baselines", default="ppo_clip,dpo", show_default=True,
+              help="Comma-separated closed-form rules to compare with.")
+@click.option("--tracking-uri", default=None, help=TRACKING_HELP)
+def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
+             generation: int | None, baselines: str, tracking_uri: str | None) -> None:
+    """Train agents with the rule discovered by RUN_ID and with PPO-clip (and DPO) on a task
+    suite, same budget and seeds; report per-task means, IQM and bootstrap 95% CIs.
+
+    \b
+    Example:
+      metarl evaluate 3f2c9a0e... --tasks tasks/held_out.toml --seeds 10
+    """
+    from metarl.learned import make_objective
+    from metarl.programs.evaluation import evaluate_rules
+    from metarl.spec import load_task_suite
+    from metarl.tracking import check_tracking_uri, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_uri(uri)
+    cands = _update_rule_candidates(run_id, uri, generation)
+    spec, program = cands.search.spec, cands.search.program
+    if tasks_file:
+        suite = load_task_suite(find_spec(tasks_file, "tasks"))
+        tasks = [*suite.train, *suite.held_out]
+    else:
+        tasks = list(spec.tasks.held_out or spec.tasks.train)
+    learned = cands.mean if which == "mean" else cands.best
+    rules = {f"learned ({which})": (program.objective, learned)}
+    for name in [b.strip() for b in baselines.split(",") if b.strip()]:
+        objective = make_objective(name)
+        rules[name] = (objective, objective.init(None))
+    inner = spec.inner.model_copy(update={"seeds": seeds})
+    results = evaluate_rules(rules, tasks, inner, spec.inner.hparams(),
+                             spec.outer.final_fraction, seed=spec.seed + 1)
+    _print_table(results, cands.generation)
+    _log_evaluation(uri, run_id, results, which, cands.generation, tasks_file, seeds)
+
+
+def _print_table(results: dict, generation: int) -> None:  # noqa: ANN001
+    table = Table("task", *results, title=f"final return, mean [95% CI] (generation "
+                  f"{generation})")
+    from metarl.programs.stats import bootstrap_ci
+
+    first = next(iter(results.values()))
+    for task in first.final:
+        cells = []
+        for res in results.values():
+            f = res.final[task]
+            lo, hi = bootstrap_ci(f, statistic=lambda s: float(s.mean()))
+            cells.append(f"{f.mean():.1f} [{lo:.1f}, {hi:.1f}]")
+        table.add_row(task, *cells)
+    cells = []
+    for res in results.values():
+        m, lo, hi = res.iqm()
+        cells.append(f"{m:.3f} [{lo:.3f}, {hi:.3f}]")
+    table.add_row("[bold]IQM normalised", *cells)
+    Console().print(table)
+    names = list(results)
+    base = results[names[1]].iqm()[0] if len(names) > 1 else None
+    if base:
+        Console().print(f"learned / {names[1]} normalised IQM: "
+                        f"{results[names[0]].iqm()[0] / base:.3f}")
+
+
+def _log_evaluation(uri: str, run_id: str, results: dict, which: str, generation: int,  # noqa: ANN001
+                    tasks_file: str | None, seeds: int) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from metarl.programs.evaluation import curves_figure
+
+    client = MlflowClient(uri)
+    parent = client.get_run(run_id)
+    child = client.create_run(parent.info.experiment_id, tags={
+        "mlflow.parentRunId": run_id, "mlflow.runName": f"evaluate-{which}-g{generation}",
+        "metarl.trial": "evaluation", "metarl.run_type": "trial"})
+    cid = child.info.run_id
+    for k, v in {"which": which, "generation": generation, "seeds": seeds,
+                 "tasks": tasks_file or "(search's own)"}.items():
+        client.log_param(cid, k, str(v))
+    for name, res in results.items():
+        key = name.split(" ")[0]
+        m, lo, hi = res.iqm()
+        client.log_metric(cid, f"{key}/iqm", m)
+        client.log_metric(cid, f"{key}/iqm_ci_low", lo)
+        client.log_metric(cid, f"{key}/iqm_ci_high", hi)
+        for task, f in res.final.items():
+            client.log_metric(cid, f"{key}/return/{task}", float(f.mean()))
+    fig = curves_figure(results, f"run {run_id[:8]}: {which} rule vs baselines")
+    client.log_figure(cid, fig, "learning_curves.png")
+    client.set_terminated(cid)
+    click.echo(f"logged as run {cid} under search {run_id}", err=True)
+
+
+@click.command("export")
+@click.argument("run_id")
+@click.option("-o", "--output", default=None, help="Module file to write (default: "
+              "<spec name>_rule.py).")
+@click.option("--which", type=click.Choice(["mean", "best"]), default="mean",
+              show_default=True)
+@click.option("--generation", type=int, default=None,
+              help="Use the checkpoint after this many generations (default: the last).")
+@click.option("--symbolic/--no-symbolic", default=True, show_default=True,
+              help="Also fit and write a closed-form approximation `drift_symbolic`.")
+@click.option("--tracking-uri", default=None, help=TRACKING_HELP)
+def export(run_id: str, output: str | None, which: str, generation: int | None,
+           symbolic: bool, tracking_uri: str | None) -> None:
+    """Write the rule discovered by RUN_ID as a standalone Python module (jax.numpy only).
+
+    \b
+    Examples:
+      metarl export 3f2c9a0e... --output my_rule.py
+      python -c "import my_rule; print(my_rule.drift(1.2, 0.5))"
+    """
+    from metarl.export import write_module
+    from metarl.tracking import check_tracking_uri, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_uri(uri)
+    cands = _update_rule_candidates(run_id, uri, generation)
+    program = cands.search.program
+    params = cands.mean if which == "mean" else cands.best
+    path = Path(output or f"{cands.search.spec.name}_rule.py")
+    provenance = {"run_id": run_id, "search": cands.search.spec.name, "which": which,
+                  "generation": cands.generation, "best_fitness": cands.best_fitness,
+                  "tracking_uri": uri}
+    write_module(program.objective, params, path, provenance)
+    if symbolic and hasattr(program.objective, "drift"):
+        _append_symbolic(path, program.objective, params)
+    click.echo(f"wrote {path}")
+    _log_export(uri, run_id, path)
+
+
+def _append_symbolic(path: Path, objective, params) -> None:  # noqa: ANN001
+    """Distil the drift into a formula and add it to the module, outside the checksummed
+    weights (the formula is derived from them, not an input)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from metarl.distill import fit_symbolic
+
+    temporal = bool(getattr(objective, "temporal", False))
+
+    def drift(r, a, p=None):  # noqa: ANN001, ANN202
+        prog = None if p is None else jnp.full(np.shape(r), p, jnp.float32)
+        return np.asarray(objective.drift(params, jnp.asarray(r, jnp.float32),
+                                          jnp.asarray(a, jnp.float32), prog), np.float64)
+
+    fit = fit_symbolic(drift, progress=0.5 if temporal else None)
+    note = (f"\n\n# Closed-form distillation of `drift` (sparse regression, "
+            f"{'at progress 0.5, ' if temporal else ''}r in [0.5, 2], A in [-3, 3]):\n"
+            f"#   {fit.expression()}\n"
+            f"# held-out fit: r2 = {fit.r2:.4f}, rmse = {fit.rmse:.4g}\n\n\n")
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(note + fit.python_source("drift_symbolic").rstrip() + "\n")
+
+
+def _log_export(uri: str, run_id: str, path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / path.name
+        copy.write_bytes(path.read_bytes())
+        MlflowClient(uri).log_artifact(run_id, str(copy), "exports")

@@ -1,0 +1,78 @@
+"""Learned rule against hand-designed baselines on a task suite, same budget and seeds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from metarl.ppo import HParams  # noqa: E402
+from metarl.programs.stats import bootstrap_ci, iqm  # noqa: E402
+from metarl.programs.task_eval import TaskEval  # noqa: E402
+from metarl.spec.schema import Inner, Task  # noqa: E402
+
+PyTree = Any
+
+
+@dataclass
+class RuleResult:
+    """One rule on every task: `(seeds,)` final returns and `(seeds, updates)` curves."""
+
+    final: dict[str, np.ndarray] = field(default_factory=dict)
+    normalised: dict[str, np.ndarray] = field(default_factory=dict)
+    curves: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def scores(self) -> np.ndarray:
+        """`(seeds, tasks)` normalised final returns."""
+        return np.stack(list(self.normalised.values()), axis=1)
+
+    def iqm(self) -> tuple[float, float, float]:
+        s = self.scores()
+        return (iqm(s), *bootstrap_ci(s))
+
+
+def evaluate_rules(rules: dict[str, tuple[Any, PyTree]], tasks: list[Task], inner: Inner,
+                   hparams: HParams, final_fraction: float, seed: int = 0
+                   ) -> dict[str, RuleResult]:
+    """Train PPO with each `(objective, meta_params)` on each task, `inner.seeds` seeds. Every
+    rule sees the same seeds on a task (common random numbers)."""
+    results = {name: RuleResult() for name in rules}
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(tasks))
+    for task, key in zip(tasks, keys, strict=True):
+        for name, (objective, params) in rules.items():
+            te = TaskEval(task, inner, final_fraction, objective)
+            curves = np.asarray(jax.jit(te.curves)(key, params, hparams.as_arrays()))
+            final = curves[:, -te.tail:].mean(1)
+            res = results[name]
+            res.curves[task.label] = curves
+            res.final[task.label] = final
+            res.normalised[task.label] = np.asarray(te.normalise(final))
+    return results
+
+
+def curves_figure(results: dict[str, RuleResult], title: str) -> Figure:
+    tasks = list(next(iter(results.values())).curves)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), dpi=100,
+                             squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for name, res in results.items():
+            c = res.curves[task]
+            mean, se = c.mean(0), c.std(0) / np.sqrt(max(len(c), 1))
+            x = np.arange(1, len(mean) + 1)
+            ax.plot(x, mean, label=name)
+            ax.fill_between(x, mean - se, mean + se, alpha=0.2)
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("PPO update")
+        ax.set_ylabel("episode return")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
