@@ -1,0 +1,6 @@
+"""The one error type of `metarl.export`."""
+
+
+class ExportError(Exception):
+    """A rule could not be exported, or an exported module could not be used; the message
+    names the file and says what to do."""

@@ -1,0 +1,152 @@
+"""Using an exported rule module: import it safely and wrap it as a PPO objective.
+
+A spec names one with `objective = "module:path/to/rule.py"`. Any module that defines
+`policy_objective(...)` with argument names drawn from `ObjectiveInputs`'s fields works
+(hand-written rules too); modules written by `write_module` additionally verify their
+weights' checksum on import and can be turned back into a searchable rule (`load_rule`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import jax
+
+from metarl.export.codegen import FORMAT
+from metarl.export.errors import ExportError
+from metarl.learned.base import LearnedObjective
+from metarl.learned.registry import MODULE_PREFIX, make_objective
+from metarl.ppo.objectives import ObjectiveInputs
+
+INPUT_NAMES = ObjectiveInputs._fields
+_DRIFT_RULES = ("ppo_clip", "dpo", "lpo", "lpo_temporal")
+
+
+def load_module(path: str | Path) -> ModuleType:
+    """Import the file at `path` as a module (not added to `sys.modules`).
+
+    Raises `ExportError` naming the file if it is missing, is not valid Python (e.g.
+    truncated), fails its weight checksum, fails to import, or lacks `policy_objective`
+    (and `drift`, for a drift-based metarl export).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such file")
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    spec = importlib.util.spec_from_file_location(f"metarl_rule_{digest}", path)
+    if spec is None or spec.loader is None:
+        raise ExportError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise ExportError(
+            f"{path}: not valid Python (line {err.lineno}: {err.msg}); the file is truncated "
+            "or corrupted: re-export it with `metarl export`") from None
+    except ImportError as err:  # includes the module's own checksum failure
+        msg = str(err)
+        raise ExportError(msg if str(path) in msg or path.name in msg
+                          else f"{path}: {msg}") from None
+    except Exception as err:
+        raise ExportError(f"{path}: importing it failed ({type(err).__name__}: {err}); the "
+                          "file is corrupted or not a rule module") from err
+    required = ["policy_objective"]
+    if getattr(module, "FORMAT", None) == FORMAT and getattr(module, "RULE", None) in _DRIFT_RULES:
+        required.append("drift")
+    missing = [name for name in required if not callable(getattr(module, name, None))]
+    if missing:
+        raise ExportError(f"{path}: defines no {' or '.join(f'{m}()' for m in missing)}; "
+                          "the file is truncated or not a rule module: re-export it")
+    return module
+
+
+@dataclass(frozen=True)
+class ModuleObjective(LearnedObjective):
+    """A PPO objective backed by a rule module's `policy_objective`; no meta-parameters.
+
+    Equality (and the hash `jit` uses for static arguments) is by path and file contents, so
+    an edited and reloaded file is a different objective.
+    """
+
+    path: str
+    digest: str  # SHA-256 of the file's bytes
+    fn: Callable[..., jax.Array] = field(compare=False, repr=False)
+    arg_names: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{MODULE_PREFIX}{self.path}"
+
+    def init(self, key: jax.Array) -> dict:
+        return {}
+
+    def __call__(self, inputs: ObjectiveInputs, meta_params: Any = None) -> jax.Array:
+        return self.fn(**{n: getattr(inputs, n) for n in self.arg_names})
+
+
+def objective_from_module(path: str | Path) -> ModuleObjective:
+    """A PPO-compatible objective `(inputs, meta_params) -> objective` from a rule module;
+    `meta_params` is ignored. `policy_objective`'s arguments are filled by name from
+    `ObjectiveInputs` (ratio, log_ratio, advantage, value_error, entropy, progress,
+    clip_eps); other arguments must have defaults."""
+    path = Path(path)
+    module = load_module(path)
+    fn = module.policy_objective
+    names = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.name in INPUT_NAMES:
+            names.append(p.name)
+        elif p.default is p.empty:
+            raise ExportError(f"{path}: policy_objective() needs {p.name!r}, which PPO does "
+                              f"not provide; PPO provides {', '.join(INPUT_NAMES)}")
+    return ModuleObjective(str(path), hashlib.sha256(path.read_bytes()).hexdigest(), fn,
+                           tuple(names))
+
+
+def parse_module_ref(ref: str, base_dir: str | Path | None = None) -> Path | None:
+    """`"module:path/to/rule.py"` -> the path (relative ones taken from `base_dir`, e.g. the
+    spec file's folder); `None` for a ref that is not of that form (a registry name)."""
+    if not ref.startswith(MODULE_PREFIX):
+        return None
+    raw = ref[len(MODULE_PREFIX):].strip()
+    if not raw:
+        raise ValueError(f"objective {ref!r}: give a file after '{MODULE_PREFIX}', e.g. "
+                         f"'{MODULE_PREFIX}rules/my_rule.py'")
+    path = Path(raw).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    return path
+
+
+def objective_from_ref(ref: str, base_dir: str | Path | None = None) -> ModuleObjective:
+    """The objective for a `"module:path"` ref (see `parse_module_ref`)."""
+    path = parse_module_ref(ref, base_dir)
+    if path is None:
+        raise ValueError(f"{ref!r} is not of the form '{MODULE_PREFIX}path/to/rule.py'")
+    return objective_from_module(path)
+
+
+def load_rule(path: str | Path) -> tuple[LearnedObjective, dict[str, jax.Array]]:
+    """The in-platform objective and meta-parameters a metarl export was written from, e.g.
+    to seed a new search with a discovered rule."""
+    path = Path(path)
+    module = load_module(path)
+    if getattr(module, "FORMAT", None) != FORMAT:
+        raise ExportError(f"{path}: not written by `metarl export` (no FORMAT = {FORMAT!r}); "
+                          "only its policy_objective can be used (objective_from_module)")
+    import jax.numpy as jnp
+
+    try:
+        objective = make_objective(module.RULE, **module.SETTINGS)
+    except (ValueError, TypeError) as err:
+        raise ExportError(f"{path}: cannot rebuild rule {module.RULE!r}: {err}") from None
+    return objective, {k: jnp.asarray(v, jnp.float32) for k, v in module.WEIGHTS.items()}

@@ -1,0 +1,42 @@
+"""Writing a rule to a standalone Python module."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import metarl
+from metarl.export.codegen import render_module
+from metarl.learned.base import LearnedObjective
+
+
+def write_module(objective: LearnedObjective, meta_params: Any, path: str | Path,
+                 provenance: dict[str, Any] | None = None) -> Path:
+    """Write `objective` with `meta_params` as a self-contained module at `path`.
+
+    `provenance` (run id, spec name, fitness, ...) goes into the module's docstring and its
+    `PROVENANCE` dict, in the given order; the metarl version and the export time (UTC) are
+    added unless given. The module imports only `jax.numpy` (and `hashlib`) and defines
+    `policy_objective(...)` (and `drift(...)` for drift-based rules); see docs/update-rules.md.
+    Raises `ExportError` for an objective it cannot export.
+    """
+    path = Path(path)
+    info = dict(provenance or {})
+    info.setdefault("metarl_version", metarl.__version__)
+    info.setdefault("exported_at", datetime.datetime.now(datetime.UTC)
+                    .replace(microsecond=0).isoformat())
+    source = render_module(objective, meta_params, info)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # temp file + rename: a crash mid-write never leaves a half-written rule behind
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(source)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
