@@ -186,10 +186,10 @@ def _append_symbolic(path: Path, objective, params) -> None:  # noqa: ANN001
                                           jnp.asarray(a, jnp.float32), prog), np.float64)
 
     fit = fit_symbolic(drift, progress=0.5 if temporal else None)
-    note = (f"\n\n# Closed-form distillation of `drift` (sparse regression, "
-            f"{'at progress 0.5, ' if temporal else ''}r in [0.5, 2], A in [-3, 3]):\n"
-            f"#   {fit.expression()}\n"
-            f"# held-out fit: r2 = {fit.r2:.4f}, rmse = {fit.rmse:.4g}\n\n\n")
+    where = "at progress 0.5, " if temporal else ""
+    note = ("\n\n# Closed-form distillation of `drift` by sparse regression\n"
+            f"# ({where}r in [0.5, 2], A in [-3, 3]); held-out fit: r2 = {fit.r2:.4f},\n"
+            f"# rmse = {fit.rmse:.4g}. See drift_symbolic's docstring for the formula.\n\n\n")
     with path.open("a", encoding="utf-8") as fh:
         fh.write(note + fit.python_source("drift_symbolic").rstrip() + "\n")
 

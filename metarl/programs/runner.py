@@ -52,6 +52,8 @@ class SearchResult:
     mean: dict[str, Any]
     history: dict[str, list[float]] = field(default_factory=dict)
     status: str = "FINISHED"
+    best_params: Any = None  # the raw meta-parameter pytrees behind `best` and `mean`
+    mean_params: Any = None
 
 
 class Search:
@@ -274,7 +276,7 @@ class SearchRunner:
             self.progress.stop()
         return SearchResult(run_id, int(state.generation), float(state.best_fitness),
                             program.export_params(best), program.export_params(mean),
-                            self.history, status)
+                            self.history, status, best, mean)
 
 
 def _jsonable(tree: Any) -> Any:
