@@ -1,0 +1,125 @@
+"""An update-rule search end to end: evolve an LPO drift, export it, import it, evaluate it."""
+
+import importlib.util
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from metarl.cli import main
+from metarl.programs.runner import Search, run_search
+from metarl.spec import load_spec_data
+
+SPEC = {
+    "name": "tiny_lpo", "kind": "update_rule", "seed": 1,
+    "tasks": {"train": [{"env": "gymnax/CartPole-v1", "timesteps": 512,
+                         "return_range": [22.0, 500.0]}],
+              "held_out": [{"env": "gymnax/CartPole-v1", "name": "lowg", "timesteps": 512,
+                            "env_params": {"gravity": 4.0}, "return_range": [22.0, 500.0]}]},
+    "rule": {"objective": "lpo", "init": "ppo", "settings": {"hidden_sizes": [8]}},
+    "inner": {"num_envs": 4, "num_steps": 32, "update_epochs": 1, "num_minibatches": 2,
+              "hidden_sizes": [16, 16], "rollout_unroll": 1, "minibatch_unroll": 1},
+    "outer": {"algorithm": "open_es", "population_size": 4, "generations": 2,
+              "sigma_init": 0.05, "learning_rate": 0.01},
+    "tracking": {"checkpoint_every": 1, "trials": "best", "meta_test_every": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    import os
+
+    work = tmp_path_factory.mktemp("lpo")
+    uri = f"sqlite:///{work}/mlflow.db"
+    search = Search(load_spec_data(json.loads(json.dumps(SPEC)), "tiny_lpo"))
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        result = run_search(search.spec, uri, "# tiny\n", search=search)
+    finally:
+        os.chdir(cwd)
+    return work, uri, search, result
+
+
+def invoke(work, *args):
+    res = CliRunner().invoke(main, list(args), env={"COLUMNS": "200"})
+    return res.exit_code, res.output
+
+
+def test_search_tracks_drift_pictures_and_meta_tests(searched):
+    work, uri, search, result = searched
+    client = MlflowClient(uri)
+    assert result.status == "FINISHED" and result.generations == 2
+    arts = {a.path for a in client.list_artifacts(result.run_id, "drift")}
+    assert {"drift/gen_00001.png", "drift/gen_00002.png"} <= arts
+    assert [m.step for m in client.get_metric_history(
+        result.run_id, "meta_test/normalised_return")] == [0, 1]
+    children = client.search_runs([client.get_run(result.run_id).info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{result.run_id}'")
+    kinds = sorted(c.data.tags["metarl.trial"] for c in children)
+    assert kinds == ["candidate", "candidate", "mean-evaluation", "mean-evaluation"]
+
+
+def test_export_reproduces_the_rule_and_rejects_tampering(searched, monkeypatch):
+    work, uri, search, result = searched
+    monkeypatch.chdir(work)
+    out = work / "my_rule.py"
+    code, text = invoke(work, "export", result.run_id, "--output", str(out),
+                        "--tracking-uri", uri)
+    assert code == 0, text
+    spec = importlib.util.spec_from_file_location("my_rule", out)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    r = jnp.exp(jnp.linspace(-0.6, 0.6, 101))
+    a = jnp.linspace(-3, 3, 101)
+    objective = search.program.objective
+    mine = objective.drift(result.mean_params, r, a)
+    np.testing.assert_allclose(module.drift(r, a), mine, atol=1e-6)
+    assert hasattr(module, "drift_symbolic")
+    assert float(module.drift_symbolic(jnp.array(1.0), jnp.array(2.0))) == 0.0
+    source = out.read_text()
+    tampered = work / "tampered_rule.py"
+    digits = source.index("WEIGHTS = ")
+    i = next(i for i in range(digits, len(source)) if source[i] in "123456789")
+    tampered.write_text(source[:i] + str((int(source[i]) % 9) + 1) + source[i + 1:])
+    from metarl.export import ExportError, load_module
+
+    with pytest.raises(ExportError, match="checksum"):
+        load_module(tampered)
+
+
+def test_exported_rule_seeds_a_new_search(searched, tmp_path):
+    work, uri, search, result = searched
+    out = tmp_path / "seed_rule.py"
+    code, text = invoke(work, "export", result.run_id, "--output", str(out), "--no-symbolic",
+                        "--tracking-uri", uri)
+    assert code == 0, text
+    spec = json.loads(json.dumps(SPEC))
+    spec["rule"] = {"objective": f"module:{out}"}
+    seeded = Search(load_spec_data(spec, "seeded"))
+    start = seeded.program.initial_mean()
+    for a, b in zip(sorted(start.items()), sorted(result.mean_params.items()), strict=True):
+        np.testing.assert_allclose(a[1], b[1], atol=1e-7)
+
+
+def test_evaluate_reports_iqm_against_baselines(searched, monkeypatch):
+    work, uri, search, result = searched
+    monkeypatch.chdir(work)
+    code, text = invoke(work, "evaluate", result.run_id, "--seeds", "2", "--baselines",
+                        "ppo_clip", "--tracking-uri", uri)
+    assert code == 0, text
+    assert "IQM normalised" in text and "ppo_clip" in text and "lowg" in text
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_run(result.run_id).info.experiment_id],
+                              "tags.`metarl.trial` = 'evaluation'")
+    assert runs and "learned/iqm" in runs[0].data.metrics
+    assert any(a.path == "learning_curves.png" for a in client.list_artifacts(runs[0].info.run_id))
+
+
+def test_export_of_unknown_run_fails_cleanly(tmp_path):
+    code, text = invoke(tmp_path, "export", "nope", "--tracking-uri",
+                        f"sqlite:///{tmp_path}/x.db")
+    assert code != 0 and "Traceback" not in text
