@@ -1,4 +1,10 @@
-"""Actor-critic MLPs as plain pytrees of weights (easy to vmap, inspect and export)."""
+"""Actor-critic MLPs as plain pytrees of weights (easy to vmap, inspect and export).
+
+The weights are stored as two separate MLPs (actor and critic), but evaluated as one "fused"
+MLP whose layers stack the two side by side: on a CPU with 64-unit layers the cost of a forward
+pass is the number of XLA operations, not their arithmetic, so one matmul on a block-diagonal
+weight is cheaper than two small ones. The fused network computes exactly the same function.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_batching import custom_vmap
 
 from metarl.envs.spaces import Box, Discrete, Space
 from metarl.ppo import distributions as D
@@ -17,9 +24,30 @@ Params = dict[str, Any]
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
 
+def orthogonal(key: jax.Array, shape: tuple[int, int], scale: float) -> jax.Array:
+    """`jax.nn.initializers.orthogonal(scale)`, safe to `vmap` on the CPU.
+
+    Under `vmap` (over seeds, population members) the initializer's QR decomposition becomes one
+    batched LAPACK call, and concurrent batched LAPACK calls can deadlock XLA's CPU thread pool
+    (seen with jaxlib 0.10 on 2 cores: the run hangs in `block_until_ready`). Batched keys are
+    therefore mapped one at a time with `lax.map`; the values are the same either way.
+    """
+    init = jax.nn.initializers.orthogonal(scale)
+
+    @custom_vmap
+    def one(k: jax.Array) -> jax.Array:
+        return init(k, shape, jnp.float32)
+
+    @one.def_vmap
+    def _batched(axis_size: int, in_batched: list[bool], k: jax.Array) -> tuple[jax.Array, bool]:
+        del axis_size, in_batched
+        return jax.lax.map(one, k), True
+
+    return one(key)
+
+
 def _dense(key: jax.Array, n_in: int, n_out: int, scale: float) -> dict[str, jax.Array]:
-    w = jax.nn.initializers.orthogonal(scale)(key, (n_in, n_out), jnp.float32)
-    return {"w": w, "b": jnp.zeros((n_out,), jnp.float32)}
+    return {"w": orthogonal(key, (n_in, n_out), scale), "b": jnp.zeros((n_out,), jnp.float32)}
 
 
 def mlp_init(key: jax.Array, sizes: tuple[int, ...], head_scale: float) -> list[dict]:
@@ -36,6 +64,21 @@ def mlp_apply(layers: list[dict], x: jax.Array, activation: str) -> jax.Array:
     for layer in layers[:-1]:
         x = act(x @ layer["w"] + layer["b"])
     return x @ layers[-1]["w"] + layers[-1]["b"]
+
+
+def _block_diag(a: jax.Array, b: jax.Array) -> jax.Array:
+    return jnp.concatenate([jnp.pad(a, ((0, 0), (0, b.shape[1]))),
+                            jnp.pad(b, ((0, 0), (a.shape[1], 0)))], 0)
+
+
+def fuse_actor_critic(actor: list[dict], critic: list[dict]) -> list[dict]:
+    """One MLP computing `concat(actor(x), critic(x))`: the first layer's weights are
+    concatenated (both read `x`), the later ones block-diagonal (each reads its own half)."""
+    fused = [{"w": jnp.concatenate([actor[0]["w"], critic[0]["w"]], 1),
+              "b": jnp.concatenate([actor[0]["b"], critic[0]["b"]])}]
+    for a, c in zip(actor[1:], critic[1:], strict=True):
+        fused.append({"w": _block_diag(a["w"], c["w"]), "b": jnp.concatenate([a["b"], c["b"]])})
+    return fused
 
 
 @dataclass(frozen=True)
@@ -72,22 +115,57 @@ class ActorCritic:
             params["log_std"] = jnp.zeros((self.action_dim,), jnp.float32)
         return params
 
+    def fuse(self, params: Params) -> Params:
+        """The weights rearranged for `apply_fused` (build once, outside loops, when the
+        weights are fixed, e.g. for a whole rollout)."""
+        fused: Params = {"layers": fuse_actor_critic(params["actor"], params["critic"])}
+        if not self.discrete:
+            fused["log_std"] = params["log_std"]
+        return fused
+
+    def apply_fused(self, fused: Params, obs: jax.Array) -> tuple[Any, jax.Array]:
+        """`apply` on weights already rearranged by `fuse`."""
+        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (self.obs_size,))
+        out = mlp_apply(fused["layers"], x.astype(jnp.float32), self.activation)
+        head, value = out[..., : self.action_dim], out[..., self.action_dim]
+        dist = head if self.discrete else (head, fused["log_std"])
+        return dist, value
+
     def apply(self, params: Params, obs: jax.Array) -> tuple[Any, jax.Array]:
         """(distribution parameters, value) for a batch of observations."""
         x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (self.obs_size,))
-        logits = mlp_apply(params["actor"], x, self.activation)
+        x = x.astype(jnp.float32)
+        head = mlp_apply(params["actor"], x, self.activation)
         value = mlp_apply(params["critic"], x, self.activation)[..., 0]
-        dist = logits if self.discrete else (logits, params["log_std"])
+        dist = head if self.discrete else (head, params["log_std"])
         return dist, value
 
     def value(self, params: Params, obs: jax.Array) -> jax.Array:
         x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (self.obs_size,))
-        return mlp_apply(params["critic"], x, self.activation)[..., 0]
+        return mlp_apply(params["critic"], x.astype(jnp.float32), self.activation)[..., 0]
 
     def sample(self, key: jax.Array, dist: Any) -> jax.Array:
         if self.discrete:
             return D.categorical_sample(key, dist)
         return D.gaussian_sample(key, *dist)
+
+    def sample_noise(self, key: jax.Array, batch_shape: tuple[int, ...]) -> jax.Array:
+        """Noise for `sample_with_noise`, drawn in bulk (e.g. for a whole rollout at once:
+        one random-number call instead of one per step): one uniform per categorical sample,
+        a standard normal vector per Gaussian one."""
+        if self.discrete:
+            return jax.random.uniform(key, batch_shape)
+        return jax.random.normal(key, (*batch_shape, self.action_dim))
+
+    def sample_with_noise(self, dist: Any, noise: jax.Array) -> jax.Array:
+        """A sample of `dist` given `sample_noise`: inverse-CDF for categoricals (one uniform
+        instead of a Gumbel per category, and no logarithms), reparameterised Gaussians."""
+        if self.discrete:
+            cdf = jnp.cumsum(jax.nn.softmax(dist), -1)
+            count = jnp.sum(cdf < noise[..., None], -1)
+            return jnp.minimum(count, self.action_dim - 1)  # cdf[-1] may round below 1
+        mean, log_std = dist
+        return mean + jnp.exp(log_std) * noise
 
     def log_prob(self, dist: Any, action: jax.Array) -> jax.Array:
         if self.discrete:

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 
 from metarl.envs.env import Env
 from metarl.envs.normalize import RunningStats, init_stats, normalize, update_stats
@@ -41,23 +42,17 @@ class TrainState(NamedTuple):
 
 
 class Transition(NamedTuple):
+    """One rollout step of every env (stacked over steps by the scan)."""
+
     obs: jax.Array
     action: jax.Array
     log_prob: jax.Array
     value: jax.Array
+    final_obs: jax.Array  # the true last observation of an episode that ended at this step
     reward: jax.Array
     terminated: jax.Array
     truncated: jax.Array
-    final_obs: jax.Array
-
-
-class Batch(NamedTuple):
-    obs: jax.Array
-    action: jax.Array
-    log_prob: jax.Array
-    value: jax.Array
-    advantage: jax.Array
-    target: jax.Array
+    finished: jax.Array  # return of the episode that ended at this step, else 0
 
 
 METRIC_NAMES = ("episode_return", "episodes", "loss", "policy_objective", "value_loss",
@@ -65,19 +60,23 @@ METRIC_NAMES = ("episode_return", "episodes", "loss", "policy_objective", "value
 
 
 def gae(value: jax.Array, reward: jax.Array, done: jax.Array, last_value: jax.Array,
-        gamma: jax.Array, lam: jax.Array, unroll: int = 16) -> jax.Array:
-    """Generalised advantage estimates (Schulman et al. 2016) over a `(time, env)` batch."""
+        gamma: jax.Array, lam: jax.Array) -> jax.Array:
+    """Generalised advantage estimates (Schulman et al. 2016) over a `(time, env)` batch.
+
+    The backward recursion `A_t = delta_t + gamma * lam * (1 - done_t) * A_{t+1}` composes
+    affine maps, so it runs as a parallel prefix scan: about 2 log2(time) vectorised steps
+    instead of `time` sequential loop iterations.
+    """
     next_value = jnp.concatenate([value[1:], last_value[None]], 0)
     not_done = 1.0 - done.astype(jnp.float32)
     delta = reward + gamma * next_value * not_done - value
+    decay = gamma * lam * not_done
 
-    def backward(carry: jax.Array, x: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, ...]:
-        d, nd = x
-        carry = d + gamma * lam * nd * carry
-        return carry, carry
+    def compose(later: tuple, earlier: tuple) -> tuple:
+        # x -> d + c * x applied after `later`'s map: (c_e c_l, d_e + c_e d_l)
+        return earlier[0] * later[0], earlier[1] + earlier[0] * later[1]
 
-    _, adv = jax.lax.scan(backward, jnp.zeros_like(last_value), (delta, not_done),
-                          reverse=True, unroll=unroll)
+    _, adv = jax.lax.associative_scan(compose, (decay, delta), reverse=True)
     return adv
 
 
@@ -126,109 +125,237 @@ def make_train(config: PPOConfig, env: Env, env_params: PyTree = None,
         hp = (HParams() if hparams is None else hparams).as_arrays()
         ep = default_env_params if env_params is None else env_params
         tx = build_optimizer(hp, meta_params)
-        key, k_net, k_env = jax.random.split(key, 3)
+        key, k_net, k_env = jax.random.split(fast_key(key), 3)
         params = net.init(k_net)
+        # the default optimizer is elementwise apart from the global norm, so it runs on all
+        # weights as one flat vector: a handful of operations per SGD step instead of a
+        # handful per weight array (13 of them); a user's optimizer sees the usual pytree
+        opt_params = ravel_pytree(params)[0] if optimizer is None else params
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
             jax.random.split(k_env, config.num_envs), ep)
         zeros = jnp.zeros((config.num_envs,), jnp.float32)
-        state = TrainState(params, tx.init(params), env_state, obs, init_stats(obs_shape),
+        state = TrainState(params, tx.init(opt_params), env_state, obs, init_stats(obs_shape),
                            zeros, zeros, key, jnp.zeros((), jnp.int32))
-        update = _make_update(config, env, net, objective, tx, hp, ep, meta_params)
+        update = _make_update(config, env, net, objective, tx, hp, ep, meta_params, obs_shape,
+                              flat_optimizer=optimizer is None)
         return jax.lax.scan(update, state, None, length=config.num_updates)
 
     return train
 
 
+def _fast_impl() -> str | None:
+    """A counter-based PRNG whose CPU lowering is straight-line code, if this jax has one.
+
+    jax lowers Threefry (the default PRNG) on the CPU as a rolled 5-iteration loop to save
+    compile time, so every `split`/`uniform` inside a scanned rollout step runs a small while
+    loop of ~16 operations per iteration: profiled, the random numbers cost more than the policy
+    network and the environment together. Philox4x32-10 (jax >= 0.10) lowers to one fused
+    elementwise kernel and, being counter-based, gives the same numbers batched or not.
+    """
+    try:
+        jax.random.key(0, impl="philox4x32")
+    except ValueError:
+        return None
+    return "philox4x32"
+
+
+_FAST_IMPL = _fast_impl()
+
+
+def fast_key(key: jax.Array) -> jax.Array:
+    """A key of the fast PRNG (see `_fast_impl`) derived from any key (raw or typed)."""
+    if _FAST_IMPL is None:
+        return key
+    return jax.random.wrap_key_data(jax.random.bits(key, (2,), jnp.uint32), impl=_FAST_IMPL)
+
+
+def shuffles(key: jax.Array, n: int, size: int) -> jax.Array:
+    """`n` independent random permutations of `range(size)`, shape `(n, size)`.
+
+    A sort-based shuffle costs ~0.5 ms per update on the CPU (XLA's sort calls a comparator per
+    comparison), a tenth of a whole PPO update here. For power-of-two sizes (the usual batch
+    shapes) the permutation is instead a keyed bijection of the indices: three rounds of
+    (odd multiply + add) mod size and an xor-shift, each invertible. It is not uniform over all
+    size! permutations, but the statistics minibatching relies on are: every index is used
+    exactly once per epoch, and the chance that two indices share a minibatch is the uniform
+    one whatever their distance in time or env (checked empirically). Other sizes get a sort
+    of one packed int32 per index (random high bits, index low bits: ~3x cheaper than sorting
+    keys and values), and large ones `jax.random.permutation`.
+    """
+    index_bits = max(1, (size - 1).bit_length())
+    if size & (size - 1) == 0:
+        mask = jnp.uint32(size - 1)
+        rounds = jax.random.bits(key, (n, 3, 2), jnp.uint32)
+        x = jnp.broadcast_to(jnp.arange(size, dtype=jnp.uint32), (n, size))
+        for r in range(3):
+            x = (x * (rounds[:, r, 0:1] | 1) + rounds[:, r, 1:2]) & mask
+            x = x ^ (x >> ((index_bits + 1) // 2))
+        return x.astype(jnp.int32)
+    if index_bits > 12:
+        return jax.vmap(lambda k: jax.random.permutation(k, size))(jax.random.split(key, n))
+    bits = jax.random.bits(key, (n, size), jnp.uint32) >> (index_bits + 1)
+    packed = (bits.astype(jnp.int32) << index_bits) | jnp.arange(size, dtype=jnp.int32)
+    return jax.lax.sort(packed, dimension=1) & ((1 << index_bits) - 1)
+
+
 def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objective,
                  tx: optax.GradientTransformation, hp: HParams, env_params: PyTree,
-                 meta_params: PyTree) -> Callable:
-    n_envs, n_mb = config.num_envs, config.num_minibatches
+                 meta_params: PyTree, obs_shape: tuple[int, ...],
+                 flat_optimizer: bool) -> Callable:
+    n_envs, n_steps, n_mb = config.num_envs, config.num_steps, config.num_minibatches
     step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    obs_size, act_width = net.obs_size, (1 if net.discrete else net.action_dim)
+    cols = _Columns(obs_size, act_width)
 
     def prep(stats: RunningStats, obs: jax.Array) -> jax.Array:
         return normalize(stats, obs) if config.normalize_obs else obs
 
-    def rollout(state: TrainState, key: jax.Array) -> tuple[tuple, Transition]:
-        keys = jax.random.split(key, (config.num_steps, n_envs + 1))
+    def flat_obs(obs: jax.Array) -> jax.Array:
+        return obs.reshape(obs.shape[: obs.ndim - net.obs_ndim] + (obs_size,)).astype(
+            jnp.float32)
 
-        def step(carry: tuple, step_keys: jax.Array) -> tuple[tuple, Transition]:
-            env_state, obs, ep_ret, last_ret, ret_sum, n_done = carry
-            dist, value = net.apply(state.params, prep(state.obs_stats, obs))
-            action = net.sample(step_keys[0], dist)
-            res = step_env(step_keys[1:], env_state, net.env_action(action), env_params)
+    def unflat(obs: jax.Array) -> jax.Array:
+        return obs.reshape(obs.shape[:-1] + obs_shape)
+
+    def rollout(fused: PyTree, stats: RunningStats, carry: tuple,
+                key: jax.Array) -> tuple[tuple, Transition]:
+        # all randomness of the rollout in two bulk calls; the scanned step draws none itself
+        k_env, k_noise = jax.random.split(key)
+        xs = (jax.random.split(k_env, (n_steps, n_envs)), net.sample_noise(k_noise,
+                                                                         (n_steps, n_envs)))
+
+        def step(carry: tuple, x: tuple) -> tuple[tuple, Transition]:
+            env_state, obs, ep_ret = carry
+            step_keys, noise = x
+            dist, value = net.apply_fused(fused, prep(stats, obs))
+            action = net.sample_with_noise(dist, noise)
+            res = step_env(step_keys, env_state, net.env_action(action), env_params)
             done = res.done
             ep_ret = ep_ret + res.reward
-            ret_sum = ret_sum + jnp.sum(jnp.where(done, ep_ret, 0.0))
-            n_done = n_done + jnp.sum(done)
-            last_ret = jnp.where(done, ep_ret, last_ret)
-            ep_ret = jnp.where(done, 0.0, ep_ret)
-            tr = Transition(obs, action, net.log_prob(dist, action), value, res.reward,
-                            res.terminated, res.truncated, res.final_obs)
-            return (res.state, res.obs, ep_ret, last_ret, ret_sum, n_done), tr
+            # each output is written by one fusion that also computes it; packing them into one
+            # row here would cost a concatenation of many small pieces per step instead
+            tr = Transition(obs, action, net.log_prob(dist, action), value, res.final_obs,
+                            res.reward, res.terminated, res.truncated,
+                            jnp.where(done, ep_ret, 0.0))
+            return (res.state, res.obs, jnp.where(done, 0.0, ep_ret)), tr
 
-        carry = (state.env_state, state.obs, state.episode_return, state.last_return,
-                 jnp.zeros(()), jnp.zeros((), jnp.int32))
-        return jax.lax.scan(step, carry, keys, unroll=config.rollout_unroll)
+        return jax.lax.scan(step, carry, xs, unroll=config.rollout_unroll)
 
-    def loss_fn(params: PyTree, mb: Batch, stats: RunningStats,
-                progress: jax.Array) -> tuple[jax.Array, tuple]:
-        dist, value = net.apply(params, prep(stats, mb.obs))
-        log_ratio = net.log_prob(dist, mb.action) - mb.log_prob
+    def loss_fn(params: PyTree, mb: jax.Array, stats: RunningStats,
+                progress: jax.Array) -> tuple[jax.Array, jax.Array]:
+        obs, action = unflat(mb[:, cols.obs]), cols.action(mb, net.discrete)
+        old_log_prob, old_value = mb[:, cols.log_prob], mb[:, cols.value]
+        advantage, target = mb[:, cols.advantage], mb[:, cols.target]
+        dist, value = net.apply(params, prep(stats, obs))
+        log_ratio = net.log_prob(dist, action) - old_log_prob
         ratio = jnp.exp(log_ratio)
-        adv = (mb.advantage - mb.advantage.mean()) / (mb.advantage.std() + 1e-8)
-        v_clipped = mb.value + jnp.clip(value - mb.value, -hp.clip_eps, hp.clip_eps)
-        value_loss = 0.5 * jnp.maximum((value - mb.target) ** 2,
-                                       (v_clipped - mb.target) ** 2).mean()
+        adv = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        v_clipped = old_value + jnp.clip(value - old_value, -hp.clip_eps, hp.clip_eps)
+        value_loss = 0.5 * jnp.maximum((value - target) ** 2, (v_clipped - target) ** 2).mean()
         entropy = net.entropy(dist)
-        inputs = ObjectiveInputs(ratio, log_ratio, adv, jax.lax.stop_gradient(value - mb.target),
+        inputs = ObjectiveInputs(ratio, log_ratio, adv, jax.lax.stop_gradient(value - target),
                                  entropy, progress, hp.clip_eps)
         policy_objective = objective(inputs, meta_params).mean()
         loss = -policy_objective + hp.vf_coef * value_loss - hp.ent_coef * entropy.mean()
         approx_kl = ((ratio - 1.0) - log_ratio).mean()
         clip_fraction = (jnp.abs(ratio - 1.0) > hp.clip_eps).mean()
-        return loss, (loss, policy_objective, value_loss, entropy.mean(), approx_kl,
-                      clip_fraction)
+        return loss, jnp.stack([loss, policy_objective, value_loss, entropy.mean(), approx_kl,
+                                clip_fraction])
 
     grad_fn = jax.grad(loss_fn, has_aux=True)
 
+    def flat_loss_fn(flat: jax.Array, unravel: Callable, mb: jax.Array, stats: RunningStats,
+                     progress: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return loss_fn(unravel(flat), mb, stats, progress)
+
+    flat_grad_fn = jax.grad(flat_loss_fn, has_aux=True)
+
     def update(state: TrainState, _: None) -> tuple[TrainState, dict]:
         key, k_roll, k_perm = jax.random.split(state.key, 3)
-        (env_state, obs, ep_ret, last_ret, ret_sum, n_done), traj = rollout(state, k_roll)
         stats = state.obs_stats
-        last_value = net.value(state.params, prep(stats, obs))
-        reward = traj.reward
+        fused = net.fuse(state.params)  # once per rollout, not once per step
+        (env_state, obs, ep_ret), traj = rollout(
+            fused, stats, (state.env_state, state.obs, state.episode_return), k_roll)
+        value, reward = traj.value, traj.reward
+        truncated = traj.truncated.astype(jnp.float32)
+        done = (traj.terminated | traj.truncated).astype(jnp.float32)
+
+        # bootstrap values of the last observation and, for time-limit truncations, of the
+        # true final observations: one batched forward pass for both
         if config.bootstrap_truncated:
-            final_value = net.value(state.params, prep(stats, traj.final_obs))
-            reward = reward + hp.gamma * final_value * traj.truncated
-        adv = gae(traj.value, reward, traj.terminated | traj.truncated, last_value, hp.gamma,
-                  hp.gae_lambda)
-        batch = Batch(traj.obs, traj.action, traj.log_prob, traj.value, adv, adv + traj.value)
-        flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
-        # one gather for all epochs: (epochs * minibatches, minibatch_size, ...)
-        perms = jax.vmap(lambda k: jax.random.permutation(k, config.batch_size))(
-            jax.random.split(k_perm, config.update_epochs))
-        minibatches = jax.tree.map(
-            lambda x: x[perms].reshape((config.update_epochs * n_mb, config.minibatch_size)
-                                       + x.shape[1:]), flat)
+            values = net.value(state.params, prep(stats, jnp.concatenate(
+                [traj.final_obs.reshape((-1,) + obs_shape), obs], 0)))
+            final_value = values[: config.batch_size].reshape(n_steps, n_envs)
+            last_value = values[config.batch_size:]
+            reward = reward + hp.gamma * final_value * truncated
+        else:
+            last_value = net.value(state.params, prep(stats, obs))
+        adv = gae(value, reward, done, last_value, hp.gamma, hp.gae_lambda)
+
+        # episode statistics, vectorised over the whole rollout
+        finished = traj.finished
+        n_done = jnp.sum(done).astype(jnp.int32)
+        last_t = jnp.max(jnp.where(done > 0, jnp.arange(n_steps)[:, None], -1), 0)
+        last_ret = jnp.where(last_t >= 0, finished[jnp.maximum(last_t, 0), jnp.arange(n_envs)],
+                             state.last_return)
+        episode_return = jnp.where(n_done > 0, jnp.sum(finished) / jnp.maximum(n_done, 1),
+                                   last_ret.mean())
+
+        # training rows: the rollout's columns with advantage and target appended; all epochs'
+        # shuffles gathered at once, one array, scanned as (epochs * minibatches) steps
+        batch = jnp.concatenate([
+            flat_obs(traj.obs), traj.action.reshape(n_steps, n_envs, act_width).astype(
+                jnp.float32),
+            jnp.stack([traj.log_prob, value, adv, adv + value], -1)], -1)
+        batch = batch.reshape(config.batch_size, -1)
+        perms = shuffles(k_perm, config.update_epochs, config.batch_size)
+        minibatches = batch[perms.reshape(-1)].reshape(
+            config.update_epochs * n_mb, config.minibatch_size, -1)
         progress = state.update / config.num_updates
 
-        def sgd_step(carry: tuple, mb: Batch) -> tuple[tuple, tuple]:
-            params, opt_state = carry
-            grads, aux = grad_fn(params, mb, stats, progress)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), aux
+        if flat_optimizer:
+            flat_params, unravel = ravel_pytree(state.params)
 
-        (params, opt_state), aux = jax.lax.scan(
-            sgd_step, (state.params, state.opt_state), minibatches,
-            unroll=config.minibatch_unroll)
+            def sgd_step(carry: tuple, mb: jax.Array) -> tuple[tuple, jax.Array]:
+                flat, opt_state = carry
+                grads, aux = flat_grad_fn(flat, unravel, mb, stats, progress)
+                updates, opt_state = tx.update(grads, opt_state, flat)
+                return (flat + updates, opt_state), aux
+
+            (flat_params, opt_state), aux = jax.lax.scan(
+                sgd_step, (flat_params, state.opt_state), minibatches,
+                unroll=config.minibatch_unroll)
+            params = unravel(flat_params)
+        else:
+            def sgd_step(carry: tuple, mb: jax.Array) -> tuple[tuple, jax.Array]:
+                params, opt_state = carry
+                grads, aux = grad_fn(params, mb, stats, progress)
+                updates, opt_state = tx.update(grads, opt_state, params)
+                return (optax.apply_updates(params, updates), opt_state), aux
+
+            (params, opt_state), aux = jax.lax.scan(
+                sgd_step, (state.params, state.opt_state), minibatches,
+                unroll=config.minibatch_unroll)
         if config.normalize_obs:
             stats = update_stats(stats, traj.obs)
-        episode_return = jnp.where(n_done > 0, ret_sum / jnp.maximum(n_done, 1),
-                                   last_ret.mean())
-        metrics = dict(zip(METRIC_NAMES, (episode_return, n_done, *(a.mean() for a in aux)),
-                           strict=True))
+        metrics = dict(zip(METRIC_NAMES, (episode_return, n_done, *aux.mean(0)), strict=True))
         new_state = TrainState(params, opt_state, env_state, obs, stats, ep_ret, last_ret, key,
                                state.update + 1)
         return new_state, metrics
 
     return update
+
+
+class _Columns:
+    """Column layout of the packed training rows: obs | action | log-prob, value, advantage,
+    target (one array, so that one gather shuffles every field)."""
+
+    def __init__(self, obs_size: int, act_width: int):
+        self.obs = slice(0, obs_size)
+        self._action = slice(obs_size, obs_size + act_width)
+        c = obs_size + act_width
+        self.log_prob, self.value, self.advantage, self.target = c, c + 1, c + 2, c + 3
+
+    def action(self, rows: jax.Array, discrete: bool) -> jax.Array:
+        a = rows[..., self._action]
+        return a[..., 0].astype(jnp.int32) if discrete else a
