@@ -110,3 +110,12 @@ def test_brax_inverted_pendulum_end_to_end():
     assert int(state.update) == cfg.num_updates
     assert np.isfinite(np.asarray(metrics["loss"])).all()
     assert float(state.obs_stats.count) > cfg.batch_size  # normalisation statistics moved
+
+
+def test_portable_mulhi_is_bit_exact():
+    from metarl.ppo.mulhi import mulhi_from_halves
+
+    x = jax.random.bits(jax.random.PRNGKey(0), (4096,), jnp.uint32)
+    y = jax.random.bits(jax.random.PRNGKey(1), (4096,), jnp.uint32)
+    exact = (x.astype(np.uint64) * y.astype(np.uint64)) >> 32
+    np.testing.assert_array_equal(np.asarray(mulhi_from_halves(x, y)), np.asarray(exact))

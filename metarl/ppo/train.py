@@ -21,6 +21,7 @@ from jax.flatten_util import ravel_pytree
 from metarl.envs.env import Env
 from metarl.envs.normalize import RunningStats, init_stats, normalize, update_stats
 from metarl.ppo.config import HParams, PPOConfig
+from metarl.ppo.mulhi import register_portable_mulhi
 from metarl.ppo.networks import ActorCritic, make_actor_critic
 from metarl.ppo.objectives import Objective, ObjectiveInputs, ppo_clip
 
@@ -156,6 +157,7 @@ def _fast_impl() -> str | None:
         jax.random.key(0, impl="philox4x32")
     except ValueError:
         return None
+    register_portable_mulhi()  # Philox must also compile inside sharded searches
     return "philox4x32"
 
 
