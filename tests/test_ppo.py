@@ -117,5 +117,5 @@ def test_portable_mulhi_is_bit_exact():
 
     x = jax.random.bits(jax.random.PRNGKey(0), (4096,), jnp.uint32)
     y = jax.random.bits(jax.random.PRNGKey(1), (4096,), jnp.uint32)
-    exact = (x.astype(np.uint64) * y.astype(np.uint64)) >> 32
+    exact = (np.asarray(x).astype(np.uint64) * np.asarray(y).astype(np.uint64)) >> 32
     np.testing.assert_array_equal(np.asarray(mulhi_from_halves(x, y)), np.asarray(exact))
