@@ -1,6 +1,6 @@
 import os
 
-# Tests run on the CPU; pretend to have 4 devices so sharding code paths are exercised.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+# Tests run on the CPU with one device; tests/test_sharding.py starts its own process with
+# several host devices (multi-device programs on 2 loaded cores are slow to compile).
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")

@@ -68,15 +68,6 @@ def test_nan_fitness_is_ranked_worst_and_counted():
     assert float(strategy.mean(state.strategy)["w"][0]) < 4.0  # moved out of the NaN region
 
 
-def test_sharded_population_equals_single_device():
-    assert len(jax.devices()) == 4  # conftest forces 4 host devices
-    _, state4, outs4 = run("open_es", generations=5)
-    _, state1, outs1 = run("open_es", generations=5, devices=1)
-    assert len(outs4[-1].fitness.sharding.device_set) == 4
-    np.testing.assert_allclose(outs4[-1].fitness, outs1[-1].fitness, rtol=1e-6)
-    np.testing.assert_allclose(state4.best_fitness, state1.best_fitness, rtol=1e-6)
-
-
 def test_checkpoint_roundtrip_and_mismatch(tmp_path):
     _, state, _ = run("cma_es", generations=3)
     path = save_checkpoint(tmp_path / "c.npz", state, {"generation": 3, "history": [1, 2]})
