@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import tomllib
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from metarl.cli.errors import fail
-from metarl.cli.paths import spec_folders
+from metarl.cli.paths import shipped_specs
 
 
 @click.group()
@@ -38,14 +37,9 @@ def tasks() -> None:
 def tasks_list() -> None:
     """The shipped task suites with their environments."""
     table = Table("suite", "description", "train", "held out")
-    for folder in spec_folders("tasks"):
-        for path in sorted(folder.glob("*.toml")):
-            try:
-                data = tomllib.loads(path.read_text())
-            except tomllib.TOMLDecodeError:
-                data = {"description": "(not valid TOML)"}
-            table.add_row(str(path.relative_to(folder.parent)), data.get("description", ""),
-                          _task_names(data, "train"), _task_names(data, "held_out"))
+    for shown, data in shipped_specs("tasks"):
+        table.add_row(shown, data.get("description", ""), _task_names(data, "train"),
+                      _task_names(data, "held_out"))
     Console().print(table)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -15,6 +17,18 @@ def spec_folders(name: str) -> list[Path]:
         if folder.is_dir() and folder.resolve() not in [f.resolve() for f in found]:
             found.append(folder)
     return found
+
+
+def shipped_specs(name: str) -> Iterator[tuple[str, dict]]:
+    """(display path, parsed TOML) of every shipped spec in the `name` folders; a file that
+    is not valid TOML is listed with that as its description."""
+    for folder in spec_folders(name):
+        for path in sorted(folder.glob("*.toml")):
+            try:
+                data = tomllib.loads(path.read_text())
+            except tomllib.TOMLDecodeError:
+                data = {"description": "(not valid TOML)"}
+            yield str(path.relative_to(folder.parent)), data
 
 
 def find_spec(path: str, folder: str) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tomllib
 from typing import TYPE_CHECKING
 
 import click
@@ -11,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metarl.cli.errors import fail
-from metarl.cli.paths import find_spec, spec_folders
+from metarl.cli.paths import find_spec, shipped_specs
 from metarl.cli.progress import SearchProgress
 from metarl.envs import EnvParamError
 from metarl.spec import SearchSpec, SpecError, load_spec, spec_hash
@@ -98,14 +97,8 @@ def resume_cmd(run_id: str, tracking_uri: str | None, quiet: bool) -> None:
 def list_cmd() -> None:
     """List the shipped search specs with their descriptions."""
     table = Table("spec", "kind", "description")
-    for folder in spec_folders("search"):
-        for path in sorted(folder.glob("*.toml")):
-            try:
-                data = tomllib.loads(path.read_text())
-            except tomllib.TOMLDecodeError:
-                data = {"description": "(not valid TOML)"}
-            table.add_row(str(path.relative_to(folder.parent)), str(data.get("kind", "?")),
-                          str(data.get("description", "")))
+    for shown, data in shipped_specs("search"):
+        table.add_row(shown, str(data.get("kind", "?")), str(data.get("description", "")))
     Console().print(table)
 
 
