@@ -108,6 +108,23 @@ def compare(timesteps: int, seeds: int, repeats: int, compile_repeats: int,
     return {name: Result(compile_s[name], steps / run_s[name], finals[name]) for name in trains}
 
 
+def warm_up(log: Callable[[str], None]) -> None:
+    """Compile and run a two-update program of each implementation once and discard it.
+
+    Measured here: the first executable a process compiles can run persistently slower (by up
+    to a third) than an identical one compiled later, which would penalise whichever
+    implementation is measured first."""
+    config = PPOConfig(total_timesteps=2 * 512)
+    env = make("gymnax/CartPole-v1")
+    ref_config = dict(reference_ppo.CONFIG, TOTAL_TIMESTEPS=2 * 512)
+    key = jax.random.key(1)
+    t0 = time.perf_counter()
+    for train in (make_train(config, env), reference_ppo.make_train(ref_config)):
+        compiled, _ = _compile(train, 1, key)
+        _timed_run(compiled, key)
+    log(f"  warm-up {time.perf_counter() - t0:.1f} s")
+
+
 def brax_throughput(timesteps: int, repeats: int, log: Callable[[str], None]) -> Result:
     """Our PPO on Brax inverted_pendulum (continuous actions), 1 seed, small batch."""
     t0 = time.perf_counter()
@@ -171,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     log(f"PPO throughput, {datetime.date.today()}, jax {jax.__version__}, "
         f"{jax.devices()[0].platform} ({os.cpu_count()} cores, {platform.processor() or '?'}), "
         f"{args.timesteps:,} steps per seed")
+    warm_up(log)
     results: dict[int, dict[str, Result]] = {}
     for seeds in dict.fromkeys((1, args.seeds)):
         results[seeds] = compare(args.timesteps, seeds, args.repeats, args.compile_repeats, log)

@@ -23,8 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
-from flax.linen.initializers import constant, orthogonal
+from flax.linen.initializers import constant
 from flax.training.train_state import TrainState
+from jax.custom_batching import custom_vmap
 
 CONFIG: dict[str, Any] = {
     "LR": 2.5e-4,
@@ -96,6 +97,28 @@ class EpisodeLogWrapper:
 
 
 # --- network ---------------------------------------------------------------------------
+
+def orthogonal(scale: float) -> Any:
+    """flax's orthogonal initializer, mapped one matrix at a time when vmapped over seeds.
+
+    Batched QR decompositions (what `vmap` makes of the initializer) can deadlock XLA's CPU
+    thread pool with jaxlib 0.10 on this 2-core machine; the values are unchanged.
+    """
+    base = nn.initializers.orthogonal(scale)
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+        @custom_vmap
+        def one(k: jax.Array) -> jax.Array:
+            return base(k, shape, dtype)
+
+        @one.def_vmap
+        def _batched(axis_size: int, in_batched: list[bool], k: jax.Array) -> tuple:
+            return jax.lax.map(one, k), True
+
+        return one(key)
+
+    return init
+
 
 class ActorCritic(nn.Module):
     action_dim: int

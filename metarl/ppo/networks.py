@@ -1,10 +1,4 @@
-"""Actor-critic MLPs as plain pytrees of weights (easy to vmap, inspect and export).
-
-The weights are stored as two separate MLPs (actor and critic), but evaluated as one "fused"
-MLP whose layers stack the two side by side: on a CPU with 64-unit layers the cost of a forward
-pass is the number of XLA operations, not their arithmetic, so one matmul on a block-diagonal
-weight is cheaper than two small ones. The fused network computes exactly the same function.
-"""
+"""Actor-critic MLPs as plain pytrees of weights (easy to vmap, inspect and export)."""
 
 from __future__ import annotations
 
@@ -66,21 +60,6 @@ def mlp_apply(layers: list[dict], x: jax.Array, activation: str) -> jax.Array:
     return x @ layers[-1]["w"] + layers[-1]["b"]
 
 
-def _block_diag(a: jax.Array, b: jax.Array) -> jax.Array:
-    return jnp.concatenate([jnp.pad(a, ((0, 0), (0, b.shape[1]))),
-                            jnp.pad(b, ((0, 0), (a.shape[1], 0)))], 0)
-
-
-def fuse_actor_critic(actor: list[dict], critic: list[dict]) -> list[dict]:
-    """One MLP computing `concat(actor(x), critic(x))`: the first layer's weights are
-    concatenated (both read `x`), the later ones block-diagonal (each reads its own half)."""
-    fused = [{"w": jnp.concatenate([actor[0]["w"], critic[0]["w"]], 1),
-              "b": jnp.concatenate([actor[0]["b"], critic[0]["b"]])}]
-    for a, c in zip(actor[1:], critic[1:], strict=True):
-        fused.append({"w": _block_diag(a["w"], c["w"]), "b": jnp.concatenate([a["b"], c["b"]])})
-    return fused
-
-
 @dataclass(frozen=True)
 class ActorCritic:
     """Separate actor and critic MLPs (PureJaxRL's layout: orthogonal init, a 0.01-scaled
@@ -115,22 +94,6 @@ class ActorCritic:
             params["log_std"] = jnp.zeros((self.action_dim,), jnp.float32)
         return params
 
-    def fuse(self, params: Params) -> Params:
-        """The weights rearranged for `apply_fused` (build once, outside loops, when the
-        weights are fixed, e.g. for a whole rollout)."""
-        fused: Params = {"layers": fuse_actor_critic(params["actor"], params["critic"])}
-        if not self.discrete:
-            fused["log_std"] = params["log_std"]
-        return fused
-
-    def apply_fused(self, fused: Params, obs: jax.Array) -> tuple[Any, jax.Array]:
-        """`apply` on weights already rearranged by `fuse`."""
-        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (self.obs_size,))
-        out = mlp_apply(fused["layers"], x.astype(jnp.float32), self.activation)
-        head, value = out[..., : self.action_dim], out[..., self.action_dim]
-        dist = head if self.discrete else (head, fused["log_std"])
-        return dist, value
-
     def apply(self, params: Params, obs: jax.Array) -> tuple[Any, jax.Array]:
         """(distribution parameters, value) for a batch of observations."""
         x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (self.obs_size,))
@@ -139,6 +102,12 @@ class ActorCritic:
         value = mlp_apply(params["critic"], x, self.activation)[..., 0]
         dist = head if self.discrete else (head, params["log_std"])
         return dist, value
+
+    def policy(self, params: Params, obs: jax.Array) -> Any:
+        """The action distribution's parameters alone (the actor's forward pass)."""
+        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (self.obs_size,))
+        head = mlp_apply(params["actor"], x.astype(jnp.float32), self.activation)
+        return head if self.discrete else (head, params["log_std"])
 
     def value(self, params: Params, obs: jax.Array) -> jax.Array:
         x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (self.obs_size,))
@@ -149,16 +118,22 @@ class ActorCritic:
             return D.categorical_sample(key, dist)
         return D.gaussian_sample(key, *dist)
 
-    def sample_noise(self, key: jax.Array, batch_shape: tuple[int, ...]) -> jax.Array:
-        """Noise for `sample_with_noise`, drawn in bulk (e.g. for a whole rollout at once:
-        one random-number call instead of one per step): one uniform per categorical sample,
-        a standard normal vector per Gaussian one."""
+    @property
+    def noise_words(self) -> int:
+        """Random 32-bit words `noise_from_bits` needs per sample."""
+        return 1 if self.discrete else self.action_dim
+
+    def noise_from_bits(self, bits: jax.Array) -> jax.Array:
+        """Noise for `sample_with_noise` from uint32 words `(..., noise_words)`, so that a whole
+        rollout's noise comes out of one bulk random-number call instead of one per step: a
+        uniform per categorical sample, a standard normal vector per Gaussian one."""
+        u = ((bits >> 8).astype(jnp.float32) + 0.5) * (2.0**-24)  # open interval (0, 1)
         if self.discrete:
-            return jax.random.uniform(key, batch_shape)
-        return jax.random.normal(key, (*batch_shape, self.action_dim))
+            return u[..., 0]
+        return jnp.sqrt(2.0).astype(jnp.float32) * jax.lax.erf_inv(2.0 * u - 1.0)
 
     def sample_with_noise(self, dist: Any, noise: jax.Array) -> jax.Array:
-        """A sample of `dist` given `sample_noise`: inverse-CDF for categoricals (one uniform
+        """A sample of `dist` given `noise_from_bits`: inverse-CDF for categoricals (one uniform
         instead of a Gumbel per category, and no logarithms), reparameterised Gaussians."""
         if self.discrete:
             cdf = jnp.cumsum(jax.nn.softmax(dist), -1)

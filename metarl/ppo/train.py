@@ -10,11 +10,13 @@ leave the loop.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
@@ -47,13 +49,10 @@ class Transition(NamedTuple):
 
     obs: jax.Array
     action: jax.Array
-    log_prob: jax.Array
-    value: jax.Array
     final_obs: jax.Array  # the true last observation of an episode that ended at this step
     reward: jax.Array
     terminated: jax.Array
     truncated: jax.Array
-    finished: jax.Array  # return of the episode that ended at this step, else 0
 
 
 METRIC_NAMES = ("episode_return", "episodes", "loss", "policy_objective", "value_loss",
@@ -79,6 +78,19 @@ def gae(value: jax.Array, reward: jax.Array, done: jax.Array, last_value: jax.Ar
 
     _, adv = jax.lax.associative_scan(compose, (decay, delta), reverse=True)
     return adv
+
+
+def running_returns(reward: jax.Array, done: jax.Array, initial: jax.Array) -> jax.Array:
+    """Return of each env's current episode after every step of a `(time, env)` rollout, the
+    sum restarting after steps with `done`; `initial` is the return carried in from before.
+    A forward prefix scan of affine maps, like `gae`."""
+    keep = jnp.concatenate([jnp.ones_like(done[:1]), 1.0 - done[:-1]], 0)
+
+    def compose(earlier: tuple, later: tuple) -> tuple:
+        return earlier[0] * later[0], later[0] * earlier[1] + later[1]
+
+    scale, total = jax.lax.associative_scan(compose, (keep, reward))
+    return scale * initial + total
 
 
 def default_optimizer(config: PPOConfig, hparams: HParams) -> optax.GradientTransformation:
@@ -126,7 +138,7 @@ def make_train(config: PPOConfig, env: Env, env_params: PyTree = None,
         hp = (HParams() if hparams is None else hparams).as_arrays()
         ep = default_env_params if env_params is None else env_params
         tx = build_optimizer(hp, meta_params)
-        key, k_net, k_env = jax.random.split(fast_key(key), 3)
+        key, k_net, k_env = jax.random.split(key, 3)
         params = net.init(k_net)
         # the default optimizer is elementwise apart from the global norm, so it runs on all
         # weights as one flat vector: a handful of operations per SGD step instead of a
@@ -144,35 +156,43 @@ def make_train(config: PPOConfig, env: Env, env_params: PyTree = None,
     return train
 
 
-def _fast_impl() -> str | None:
-    """A counter-based PRNG whose CPU lowering is straight-line code, if this jax has one.
+def _fast_impl() -> str:
+    """The PRNG for the keys handed to `env.step` inside the rollout loop.
 
     jax lowers Threefry (the default PRNG) on the CPU as a rolled 5-iteration loop to save
-    compile time, so every `split`/`uniform` inside a scanned rollout step runs a small while
-    loop of ~16 operations per iteration: profiled, the random numbers cost more than the policy
-    network and the environment together. Philox4x32-10 (jax >= 0.10) lowers to one fused
-    elementwise kernel and, being counter-based, gives the same numbers batched or not.
+    compile time, so every `split`/`uniform` an environment makes inside a scanned step runs a
+    small while loop of ~16 operations per iteration: profiled, these random numbers cost more
+    than the policy network and the environment dynamics together. Philox (jax >= 0.10) lowers
+    to straight-line code that fuses into one kernel and, being counter-based, gives the same
+    numbers batched or not. Its lowering is large (Philox4x32: ~1,300 operations per call
+    site, +2.5 s of compilation for the two sites in a gymnax step), so it is used only where it
+    pays, in its 2x32 form (half the size, compiles as fast as Threefry here): everything else
+    draws from the caller's key in bulk, once per update. Philox2x32 keys are 32-bit, so among
+    the ~10^6 step keys of a run a few dozen coincide (two steps drawing the same env
+    randomness): statistically irrelevant for training.
     """
     try:
-        jax.random.key(0, impl="philox4x32")
-    except ValueError:
-        return None
+        jax.random.key(0, impl="philox2x32")
+    except ValueError:  # older jax
+        return "threefry2x32"
     register_portable_mulhi()  # Philox must also compile inside sharded searches
-    return "philox4x32"
+    return "philox2x32"
 
 
-_FAST_IMPL = _fast_impl()
+_STEP_KEY_IMPL = _fast_impl()
 
 
-def fast_key(key: jax.Array) -> jax.Array:
-    """A key of the fast PRNG (see `_fast_impl`) derived from any key (raw or typed)."""
-    if _FAST_IMPL is None:
-        return key
-    return jax.random.wrap_key_data(jax.random.bits(key, (2,), jnp.uint32), impl=_FAST_IMPL)
+def shuffle_words(n: int, size: int) -> tuple[int, ...]:
+    """Shape of the uint32 words `shuffles` needs for `n` permutations of `range(size)`."""
+    index_bits = max(1, (size - 1).bit_length())
+    if size & (size - 1) == 0:
+        return (n, 3, 2)
+    return (n, size) if index_bits <= 12 else (2,)
 
 
-def shuffles(key: jax.Array, n: int, size: int) -> jax.Array:
-    """`n` independent random permutations of `range(size)`, shape `(n, size)`.
+def shuffles(bits: jax.Array, n: int, size: int) -> jax.Array:
+    """`n` independent random permutations of `range(size)`, shape `(n, size)`, from uint32
+    words of shape `shuffle_words(n, size)`.
 
     A sort-based shuffle costs ~0.5 ms per update on the CPU (XLA's sort calls a comparator per
     comparison), a tenth of a whole PPO update here. For power-of-two sizes (the usual batch
@@ -187,16 +207,16 @@ def shuffles(key: jax.Array, n: int, size: int) -> jax.Array:
     index_bits = max(1, (size - 1).bit_length())
     if size & (size - 1) == 0:
         mask = jnp.uint32(size - 1)
-        rounds = jax.random.bits(key, (n, 3, 2), jnp.uint32)
         x = jnp.broadcast_to(jnp.arange(size, dtype=jnp.uint32), (n, size))
         for r in range(3):
-            x = (x * (rounds[:, r, 0:1] | 1) + rounds[:, r, 1:2]) & mask
+            x = (x * (bits[:, r, 0:1] | 1) + bits[:, r, 1:2]) & mask
             x = x ^ (x >> ((index_bits + 1) // 2))
         return x.astype(jnp.int32)
     if index_bits > 12:
+        key = jax.random.wrap_key_data(bits, impl="threefry2x32")
         return jax.vmap(lambda k: jax.random.permutation(k, size))(jax.random.split(key, n))
-    bits = jax.random.bits(key, (n, size), jnp.uint32) >> (index_bits + 1)
-    packed = (bits.astype(jnp.int32) << index_bits) | jnp.arange(size, dtype=jnp.int32)
+    high = (bits >> (index_bits + 1)).astype(jnp.int32)
+    packed = (high << index_bits) | jnp.arange(size, dtype=jnp.int32)
     return jax.lax.sort(packed, dimension=1) & ((1 << index_bits) - 1)
 
 
@@ -219,27 +239,30 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
     def unflat(obs: jax.Array) -> jax.Array:
         return obs.reshape(obs.shape[:-1] + obs_shape)
 
-    def rollout(fused: PyTree, stats: RunningStats, carry: tuple,
-                key: jax.Array) -> tuple[tuple, Transition]:
-        # all randomness of the rollout in two bulk calls; the scanned step draws none itself
-        k_env, k_noise = jax.random.split(key)
-        xs = (jax.random.split(k_env, (n_steps, n_envs)), net.sample_noise(k_noise,
-                                                                         (n_steps, n_envs)))
+    # every random number of an update comes from one bulk draw of uint32 words: the env keys
+    # of all steps, the action noise of all steps and the minibatch shuffles
+    key_size = jax.random.key_data(jax.random.key(0, impl=_STEP_KEY_IMPL)).shape[-1]
+    key_words, noise_words = (n_steps, n_envs, key_size), (n_steps, n_envs, net.noise_words)
+    perm_words = shuffle_words(config.update_epochs, config.batch_size)
+    sizes = [math.prod(w) for w in (key_words, noise_words, perm_words)]
+
+    def rollout(params: PyTree, stats: RunningStats, carry: tuple, key_bits: jax.Array,
+                noise_bits: jax.Array) -> tuple[tuple, Transition]:
+        xs = (jax.random.wrap_key_data(key_bits, impl=_STEP_KEY_IMPL),
+              net.noise_from_bits(noise_bits))
 
         def step(carry: tuple, x: tuple) -> tuple[tuple, Transition]:
-            env_state, obs, ep_ret = carry
+            env_state, obs = carry
             step_keys, noise = x
-            dist, value = net.apply_fused(fused, prep(stats, obs))
-            action = net.sample_with_noise(dist, noise)
+            # only what acting needs happens per step: the actor's forward pass and the env.
+            # Values, log-probabilities and episode returns are computed afterwards for the
+            # whole rollout at once (same weights, so the same numbers), where they cost one
+            # batched operation instead of `num_steps` small ones.
+            action = net.sample_with_noise(net.policy(params, prep(stats, obs)), noise)
             res = step_env(step_keys, env_state, net.env_action(action), env_params)
-            done = res.done
-            ep_ret = ep_ret + res.reward
-            # each output is written by one fusion that also computes it; packing them into one
-            # row here would cost a concatenation of many small pieces per step instead
-            tr = Transition(obs, action, net.log_prob(dist, action), value, res.final_obs,
-                            res.reward, res.terminated, res.truncated,
-                            jnp.where(done, ep_ret, 0.0))
-            return (res.state, res.obs, jnp.where(done, 0.0, ep_ret)), tr
+            tr = Transition(obs, action, res.final_obs, res.reward, res.terminated,
+                            res.truncated)
+            return (res.state, res.obs), tr
 
         return jax.lax.scan(step, carry, xs, unroll=config.rollout_unroll)
 
@@ -273,17 +296,26 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
     flat_grad_fn = jax.grad(flat_loss_fn, has_aux=True)
 
     def update(state: TrainState, _: None) -> tuple[TrainState, dict]:
-        key, k_roll, k_perm = jax.random.split(state.key, 3)
+        key, k_update = jax.random.split(state.key)
+        words = jax.random.bits(k_update, (sum(sizes),), jnp.uint32)
+        key_bits, noise_bits, perm_bits = (
+            w.reshape(shape) for w, shape in zip(
+                jnp.split(words, np.cumsum(sizes)[:-1]), (key_words, noise_words, perm_words),
+                strict=True))
         stats = state.obs_stats
-        fused = net.fuse(state.params)  # once per rollout, not once per step
-        (env_state, obs, ep_ret), traj = rollout(
-            fused, stats, (state.env_state, state.obs, state.episode_return), k_roll)
-        value, reward = traj.value, traj.reward
+        (env_state, obs), traj = rollout(state.params, stats, (state.env_state, state.obs),
+                                         key_bits, noise_bits)
+        reward = traj.reward
         truncated = traj.truncated.astype(jnp.float32)
         done = (traj.terminated | traj.truncated).astype(jnp.float32)
 
-        # bootstrap values of the last observation and, for time-limit truncations, of the
-        # true final observations: one batched forward pass for both
+        # the policy's log-probabilities and values of the rollout, and the bootstrap values of
+        # the last observation and (for time-limit truncations) of the true final observations
+        # of truncated episodes, in two batched forward passes
+        dist, value = net.apply(state.params, prep(stats, traj.obs.reshape((-1,) + obs_shape)))
+        actions = traj.action.reshape((config.batch_size,) + traj.action.shape[2:])
+        log_prob = net.log_prob(dist, actions).reshape(n_steps, n_envs)
+        value = value.reshape(n_steps, n_envs)
         if config.bootstrap_truncated:
             values = net.value(state.params, prep(stats, jnp.concatenate(
                 [traj.final_obs.reshape((-1,) + obs_shape), obs], 0)))
@@ -294,25 +326,33 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
             last_value = net.value(state.params, prep(stats, obs))
         adv = gae(value, reward, done, last_value, hp.gamma, hp.gae_lambda)
 
-        # episode statistics, vectorised over the whole rollout
-        finished = traj.finished
+        # episode returns: a running sum of rewards that restarts after each episode end
+        ep_ret = running_returns(traj.reward, done, state.episode_return)
+        finished = ep_ret * done
         n_done = jnp.sum(done).astype(jnp.int32)
         last_t = jnp.max(jnp.where(done > 0, jnp.arange(n_steps)[:, None], -1), 0)
         last_ret = jnp.where(last_t >= 0, finished[jnp.maximum(last_t, 0), jnp.arange(n_envs)],
                              state.last_return)
         episode_return = jnp.where(n_done > 0, jnp.sum(finished) / jnp.maximum(n_done, 1),
                                    last_ret.mean())
+        ep_ret = ep_ret[-1] * (1.0 - done[-1])  # carried into the next rollout
 
-        # training rows: the rollout's columns with advantage and target appended; all epochs'
+        # training rows: obs | action | log-prob, value, advantage, target; all epochs'
         # shuffles gathered at once, one array, scanned as (epochs * minibatches) steps
         batch = jnp.concatenate([
             flat_obs(traj.obs), traj.action.reshape(n_steps, n_envs, act_width).astype(
                 jnp.float32),
-            jnp.stack([traj.log_prob, value, adv, adv + value], -1)], -1)
+            jnp.stack([log_prob, value, adv, adv + value], -1)], -1)
         batch = batch.reshape(config.batch_size, -1)
-        perms = shuffles(k_perm, config.update_epochs, config.batch_size)
+        perms = shuffles(perm_bits, config.update_epochs, config.batch_size)
         minibatches = batch[perms.reshape(-1)].reshape(
             config.update_epochs * n_mb, config.minibatch_size, -1)
+        # advantages normalised per minibatch (PPO's usual), for all minibatches at once
+        # rather than inside each SGD step: they do not depend on the weights
+        mb_adv = minibatches[..., cols.advantage]
+        mb_adv = (mb_adv - mb_adv.mean(1, keepdims=True)) / (
+            mb_adv.std(1, keepdims=True) + 1e-8)
+        minibatches = minibatches.at[..., cols.advantage].set(mb_adv)
         progress = state.update / config.num_updates
 
         if flat_optimizer:
