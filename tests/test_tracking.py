@@ -30,6 +30,7 @@ from metarl.tracking import (
     default_tags,
     download_artifact,
     list_search_runs,
+    ops,
     replay_unsent,
     resolve_tracking_uri,
     ui_command,
@@ -106,6 +107,12 @@ def child_runs(client: MlflowClient, run: str, experiment_id: str) -> list:
 
 def read_spill(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()][1:]  # skip header
+
+
+def spilled_trials(saved: list[dict]) -> list[str]:
+    """Names of the trials in spilled ops; queued trials may have been merged into one op."""
+    return sorted([op["name"] for op in saved if op["op"] == "trial"]
+                  + [t["name"] for op in saved if op["op"] == "trials" for t in op["items"]])
 
 
 def generation_steps(client: MlflowClient, run_id: str) -> list[int]:
@@ -249,18 +256,54 @@ def test_more_than_1000_metrics_in_one_call_are_split_into_batches(
     assert len(metrics) == 2500 and metrics["m2499"] == 2499.0
 
 
+def test_trials_written_in_one_transaction_equal_trials_written_run_by_run(
+        store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = MlflowClient(store)
+    exp = client.create_experiment("bulk")
+    parent = client.create_run(exp).info.run_id
+
+    def trials(prefix: str) -> ops.Op:
+        batch = None
+        for m in range(3):
+            op = ops.trial_op(parent, exp, f"{prefix}-m{m}", ops.param_items({"lr": 0.1 * m}),
+                              {"fitness": float("nan") if m == 2 else m, "curve": [1.0, m]},
+                              ops.tag_items({"metarl.member": str(m)}))
+            if batch is None:
+                batch = op
+            else:
+                assert ops.merge(batch, op)
+        return batch
+
+    ops.execute(trials("bulk"), client)
+    monkeypatch.setattr(ops, "sql_store", lambda client: None)  # MlflowClient calls instead
+    ops.execute(trials("client"), client)
+
+    def view(run) -> tuple:
+        history = {k: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, k)]
+                   for k in run.data.metrics}
+        tags = {k: v for k, v in run.data.tags.items() if k != "mlflow.runName"}
+        return (run.info.run_name.split("-", 1)[1], run.info.status, run.info.user_id,
+                run.info.lifecycle_stage, run.data.params, tags, repr(history),
+                repr(run.data.metrics))  # repr: NaN equals NaN
+
+    runs = {r.info.run_name: view(r) for r in child_runs(client, parent, exp)}
+    assert len(runs) == 6
+    for m in range(3):
+        assert runs[f"bulk-m{m}"] == runs[f"client-m{m}"]
+
+
 def test_log_calls_return_before_mlflow_has_written(store: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     tracker = start(store)
     tracker.flush()
     gate = threading.Event()
-    create_run = tracker._client.create_run
+    log_batch = tracker._client.log_batch
 
-    def blocked_create_run(*args, **kwargs):
+    def blocked_log_batch(*args, **kwargs):
         gate.wait(30)
-        return create_run(*args, **kwargs)
+        return log_batch(*args, **kwargs)
 
-    monkeypatch.setattr(tracker._client, "create_run", blocked_create_run)
+    monkeypatch.setattr(tracker._client, "log_batch", blocked_log_batch)
     t0 = time.perf_counter()
     for i in range(10):
         tracker.log_trial(f"t{i}", {"i": i}, {"fitness": float(i)})
@@ -351,18 +394,20 @@ def test_bad_names_and_values_are_refused_at_the_call_not_lost_later(store: str)
 # -- MLflow failing mid-search -----------------------------------------------------------------
 
 class Outage:
-    """Makes a client's log_batch fail as an unreachable store does, until `end()`."""
+    """Makes a client's log_batch (and bulk trial inserts) fail as an unreachable store
+    does, until `end()`."""
 
     def __init__(self, client: MlflowClient, monkeypatch: pytest.MonkeyPatch) -> None:
         self.active = True
-        log_batch = client.log_batch
+        monkeypatch.setattr(client, "log_batch", self._failing(client.log_batch))
+        monkeypatch.setattr(ops, "insert_trials", self._failing(ops.insert_trials))
 
+    def _failing(self, fn):
         def failing(*args, **kwargs):
             if self.active:
                 raise MlflowException("API request failed: Connection refused", INTERNAL_ERROR)
-            return log_batch(*args, **kwargs)
-
-        monkeypatch.setattr(client, "log_batch", failing)
+            return fn(*args, **kwargs)
+        return failing
 
     def end(self) -> None:
         self.active = False
@@ -400,17 +445,20 @@ def test_replay_unsent_sends_what_a_finished_search_could_not(
         store: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     tracker = start(store)
     tracker.flush()
-    Outage(tracker._client, monkeypatch)
+    outage = Outage(tracker._client, monkeypatch)
     monkeypatch.setattr(tracker._client, "set_terminated", lambda *a, **k: (_ for _ in ()).throw(
         MlflowException("Connection refused", INTERNAL_ERROR)))
     log_generation(tracker, 0)
     tracker.finish()
     assert "could not be sent" in caplog.text
-    kinds = [op["op"] for op in read_spill(tracker.spill_path)]
-    assert kinds.count("trial") == 2 and kinds[-1] == "terminate" and "file" in kinds
+    saved = read_spill(tracker.spill_path)
+    kinds = [op["op"] for op in saved]
+    assert spilled_trials(saved) == ["g0-m0", "g0-m1"]
+    assert kinds[-1] == "terminate" and "file" in kinds
 
     client = MlflowClient(store)
     assert client.get_run(tracker.run_id).info.status == "RUNNING"
+    outage.end()
     assert replay_unsent(tracker.spill_path) == len(kinds)
     assert not tracker.spill_path.exists()
     run = client.get_run(tracker.run_id)
@@ -467,8 +515,7 @@ def test_server_killed_mid_search_leaves_results_on_disk_not_an_exception(
     steps = {m[3] for op in saved if op["op"] == "batch" for m in op["metrics"]
              if m[0] == "generation"}
     assert steps == {1, 2}
-    assert sorted(op["name"] for op in saved if op["op"] == "trial") == [
-        "g1-m0", "g1-m1", "g2-m0", "g2-m1"]
+    assert spilled_trials(saved) == ["g1-m0", "g1-m1", "g2-m0", "g2-m1"]
     assert saved[-1]["op"] == "terminate" and saved[-1]["status"] == "FINISHED"
     population = [op for op in saved if op["op"] == "file"]
     assert Path(population[0]["local_path"]).read_text().count("\n") == 1 + 3 * 4

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from metarl.tracking.sql_bulk import insert_trials, sql_store
+
 Op = dict[str, Any]
 
 # MLflow's own limits on one log_batch call
@@ -28,6 +30,7 @@ MAX_TAGS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 500
 # coalescing stops here so one failed call never takes more than this with it
 MAX_METRICS_PER_OP = 5000
+MAX_TRIALS_PER_OP = 256
 
 _VALID_KEY = re.compile(r"^[/\w.\- :]+$")
 
@@ -136,6 +139,9 @@ def materialize(op: Op) -> None:
     if op["op"] == "batch":
         for item in op["metrics"]:
             item[1] = float(np.asarray(item[1]))
+    elif op["op"] == "trials":
+        for trial in op["items"]:
+            materialize(trial)
     elif op["op"] == "trial":
         op["metrics"] = {
             k: (float(a) if a.ndim == 0 else [float(x) for x in a.ravel()])
@@ -144,13 +150,29 @@ def materialize(op: Op) -> None:
 
 
 def merge(into: Op, op: Op) -> bool:
-    """Append `op` to `into` when both are batches for the same run; keeps order per run."""
+    """Append `op` to `into` when both are batches for the same run, or both are trials
+    (which then become one "trials" op, one transaction on a SQL store); keeps order."""
+    if _merge_trials(into, op):
+        return True
     if (into["op"] != "batch" or op["op"] != "batch" or into["run_id"] != op["run_id"]
             or into.get("done") or op.get("done")
             or len(into["metrics"]) + len(op["metrics"]) > MAX_METRICS_PER_OP):
         return False
     for key in ("metrics", "params", "tags"):
         into[key].extend(op[key])
+    return True
+
+
+def _merge_trials(into: Op, op: Op) -> bool:
+    if op["op"] != "trial" or into["op"] not in ("trial", "trials"):
+        return False
+    if into["op"] == "trial":
+        first = dict(into)
+        into.clear()
+        into.update(op="trials", items=[first])
+    if len(into["items"]) >= MAX_TRIALS_PER_OP:
+        return False
+    into["items"].append(op)
     return True
 
 
@@ -161,6 +183,8 @@ def describe(op: Op) -> str:
                 f"{len(op['tags'])} tags")
     if kind == "trial":
         return f"trial {op['name']!r}"
+    if kind == "trials":
+        return f"{len(op['items'])} trials"
     if kind == "text":
         return f"artifact {op['artifact_file']}"
     if kind == "file":
@@ -172,20 +196,36 @@ def describe(op: Op) -> str:
 def execute(op: Op, client: Any) -> None:
     """Make the MLflow calls for `op` that are not done yet, recording progress in `op`."""
     materialize(op)
-    calls = _calls(op, client)
+    if op["op"] in ("trial", "trials"):
+        _execute_trials(op["items"] if op["op"] == "trials" else [op], client)
+        return
+    _run_calls(op, _calls(op, client))
+    if op["op"] == "file":
+        _remove(op["local_path"])
+
+
+def _run_calls(op: Op, calls: list[Callable[[], None]]) -> None:
     for i in range(op.get("done", 0), len(calls)):
         calls[i]()
         op["done"] = i + 1
-    if op["op"] == "file":
-        _remove(op["local_path"])
+
+
+def _execute_trials(trials: list[Op], client: Any) -> None:
+    store = sql_store(client)
+    if store is not None:
+        fresh = [t for t in trials if not t.get("done")]
+        if fresh:
+            insert_trials(store, fresh)  # one transaction: all of them or none
+            for trial in fresh:
+                trial["done"] = len(_trial_calls(trial, client))
+    for trial in trials:  # other stores (and trials half-sent before): resumable per trial
+        _run_calls(trial, _trial_calls(trial, client))
 
 
 def _calls(op: Op, client: Any) -> list[Callable[[], None]]:
     kind = op["op"]
     if kind == "batch":
         return _batch_calls(client, lambda: op["run_id"], op["metrics"], op["params"], op["tags"])
-    if kind == "trial":
-        return _trial_calls(op, client)
     if kind == "text":
         return [lambda: client.log_text(op["run_id"], op["text"], op["artifact_file"])]
     if kind == "file":
