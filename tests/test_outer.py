@@ -81,3 +81,14 @@ def test_checkpoint_roundtrip_and_mismatch(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="not a readable"):
         load_checkpoint(tmp_path / "bad.npz", state)
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_hyperparameters_logged_from_the_host_equal_those_trained_with(log):
+    from metarl.programs.hparams import from_unit, from_unit_host
+    from metarl.spec.schema import Range
+
+    r = Range(low=1e-5, high=3e-2, log=True) if log else Range(low=0.05, high=0.5)
+    z = np.linspace(-8.0, 8.0, 101, dtype=np.float32)
+    np.testing.assert_allclose(from_unit_host(z, r), np.asarray(from_unit(jnp.asarray(z), r)),
+                               rtol=2e-6)

@@ -121,24 +121,23 @@ class ActorCritic:
     @property
     def noise_words(self) -> int:
         """Random 32-bit words `noise_from_bits` needs per sample."""
-        return 1 if self.discrete else self.action_dim
+        return self.action_dim
 
     def noise_from_bits(self, bits: jax.Array) -> jax.Array:
         """Noise for `sample_with_noise` from uint32 words `(..., noise_words)`, so that a whole
-        rollout's noise comes out of one bulk random-number call instead of one per step: a
-        uniform per categorical sample, a standard normal vector per Gaussian one."""
+        rollout's noise comes out of one bulk random-number call, and its transcendental
+        functions run as one vectorised operation, instead of once per step: a standard
+        Gumbel per category, a standard normal per Gaussian dimension."""
         u = ((bits >> 8).astype(jnp.float32) + 0.5) * (2.0**-24)  # open interval (0, 1)
         if self.discrete:
-            return u[..., 0]
+            return -jnp.log(-jnp.log(u))
         return jnp.sqrt(2.0).astype(jnp.float32) * jax.lax.erf_inv(2.0 * u - 1.0)
 
     def sample_with_noise(self, dist: Any, noise: jax.Array) -> jax.Array:
-        """A sample of `dist` given `noise_from_bits`: inverse-CDF for categoricals (one uniform
-        instead of a Gumbel per category, and no logarithms), reparameterised Gaussians."""
+        """A sample of `dist` given `noise_from_bits`: Gumbel-max for categoricals (one fused
+        add-and-argmax per step, no softmax), reparameterised Gaussians."""
         if self.discrete:
-            cdf = jnp.cumsum(jax.nn.softmax(dist), -1)
-            count = jnp.sum(cdf < noise[..., None], -1)
-            return jnp.minimum(count, self.action_dim - 1)  # cdf[-1] may round below 1
+            return jnp.argmax(dist + noise, -1).astype(jnp.int32)
         mean, log_std = dist
         return mean + jnp.exp(log_std) * noise
 

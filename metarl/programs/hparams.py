@@ -28,6 +28,17 @@ def from_unit(z: jax.Array, r: Range) -> jax.Array:
     return r.low + u * (r.high - r.low)
 
 
+def from_unit_host(z: np.ndarray, r: Range) -> np.ndarray:
+    """`from_unit` in float32 NumPy, for logging between generations: a JAX call there would
+    queue behind the generation already running and stall the loop until it finishes."""
+    z = np.asarray(z, np.float32)
+    u = (np.float32(1) / (np.float32(1) + np.exp(-z))).astype(np.float32)
+    if r.log:
+        lo, hi = np.log(np.float32(r.low)), np.log(np.float32(r.high))
+        return np.exp(lo + u * (hi - lo)).astype(np.float32)
+    return (np.float32(r.low) + u * np.float32(r.high - r.low)).astype(np.float32)
+
+
 class HParamSearch:
     kind = "hparams"
 
@@ -66,12 +77,10 @@ class HParamSearch:
 
     def describe(self, z: PyTree) -> dict[str, float]:
         """A candidate as the hyperparameter values a person would read."""
-        return {name: float(from_unit(jnp.asarray(z[name]), r)) for name, r in
-                self.space.items()}
+        return {name: float(from_unit_host(z[name], r)) for name, r in self.space.items()}
 
     def export_params(self, z: PyTree) -> dict[str, Any]:
         return {"hparams": {**self.base._asdict(), **self.describe(z)}}
 
     def population_columns(self, population: PyTree) -> dict[str, np.ndarray]:
-        return {name: np.asarray(jax.vmap(lambda v, r=r: from_unit(v, r))(population[name]))
-                for name, r in self.space.items()}
+        return {name: from_unit_host(population[name], r) for name, r in self.space.items()}

@@ -113,6 +113,7 @@ class SearchRunner:
         # population table is complete
         self.population = population or []
         self.t_start = time.perf_counter()
+        self._mean: tuple[int | None, Any] = (None, None)  # (generation, strategy mean)
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, state: OuterState, stop_after: int | None = None) -> SearchResult:
@@ -157,6 +158,7 @@ class SearchRunner:
 
     # -- per generation -----------------------------------------------------------------------
     def _record(self, gen: int, out: Any, seconds: float, state: OuterState) -> None:
+        self._mean = (gen, out.mean)
         fitness = np.asarray(out.fitness, np.float64)
         finite = fitness[np.isfinite(fitness)]
         stats = {
@@ -214,8 +216,8 @@ class SearchRunner:
         due = gen >= self.spec.outer.generations or (every and gen % every == 0)
         if not due or meta_test is None or self.tracker is None:
             return
-        mean = self.search.strategy.mean(state.strategy)
-        metrics = meta_test(mean, jax.random.fold_in(jax.random.PRNGKey(self.spec.seed), gen))
+        key = jax.random.fold_in(jax.random.PRNGKey(self.spec.seed), gen)
+        metrics = meta_test(self._host_mean(state), key)
         if metrics is None:  # no held-out tasks
             return
         self.tracker.log_metrics({f"meta_test/{k}": v for k, v in metrics.items()}, gen - 1)
@@ -228,6 +230,14 @@ class SearchRunner:
         if self.tracker is not None:
             self.tracker.set_tags({"metarl.compile_seconds": f"{self.search.compile_seconds:.1f}",
                                    "metarl.generations": str(self.spec.outer.generations)})
+
+    def _host_mean(self, state: OuterState) -> Any:
+        """The strategy's mean as the generation handed it back; computing it here instead
+        would be a JAX call queued behind the generation already dispatched."""
+        gen, mean = self._mean
+        if gen == int(state.generation):
+            return mean
+        return jax.device_get(self.search.strategy.mean(state.strategy))
 
     def _host_data(self, state: OuterState) -> dict[str, Any]:
         return {"generation": int(state.generation), "history": self.history,
@@ -248,7 +258,7 @@ class SearchRunner:
         if self.history["mean_fitness"]:
             self.tracker.log_figure(fitness_figure(self.history, self.spec.name),
                                     "learning_curve.png")
-        mean = jax.device_get(self.search.strategy.mean(state.strategy))
+        mean = self._host_mean(state)
         for name, fig in getattr(self.search.program, "figures", lambda m, g: {})(mean,
                                                                                  gen).items():
             self.tracker.log_figure(fig, name)
@@ -259,7 +269,7 @@ class SearchRunner:
     def _log_params_artifacts(self, state: OuterState) -> None:
         program = self.search.program
         best = jax.device_get(state.best_params)
-        mean = jax.device_get(self.search.strategy.mean(state.strategy))
+        mean = self._host_mean(state)
         for name, tree in (("best", best), ("mean", mean)):
             payload = {"generation": int(state.generation), "unit": _jsonable(tree),
                        **program.export_params(tree)}
