@@ -228,7 +228,6 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
     step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     obs_size, act_width = net.obs_size, (1 if net.discrete else net.action_dim)
     cols = _Columns(obs_size, act_width)
-    rows = _StepRows(obs_size, act_width, net.discrete, obs_shape)
 
     def prep(stats: RunningStats, obs: jax.Array) -> jax.Array:
         return normalize(stats, obs) if config.normalize_obs else obs
@@ -252,7 +251,7 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
         xs = (jax.random.wrap_key_data(key_bits, impl=_STEP_KEY_IMPL),
               net.noise_from_bits(noise_bits))
 
-        def step(carry: tuple, x: tuple) -> tuple[tuple, jax.Array]:
+        def step(carry: tuple, x: tuple) -> tuple[tuple, Transition]:
             env_state, obs = carry
             step_keys, noise = x
             # only what acting needs happens per step: the actor's forward pass and the env.
@@ -261,12 +260,11 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
             # batched operation instead of `num_steps` small ones.
             action = net.sample_with_noise(net.policy(params, prep(stats, obs)), noise)
             res = step_env(step_keys, env_state, net.env_action(action), env_params)
-            return (res.state, res.obs), rows.pack(obs, action, res)
+            tr = Transition(obs, action, res.final_obs, res.reward, res.terminated,
+                            res.truncated)
+            return (res.state, res.obs), tr
 
-        # a step's outputs leave the loop as one row per env: on the CPU every operation in
-        # the loop body costs a dispatch, and one stacked write replaces six
-        carry, packed = jax.lax.scan(step, carry, xs, unroll=config.rollout_unroll)
-        return carry, rows.unpack(packed)
+        return jax.lax.scan(step, carry, xs, unroll=config.rollout_unroll)
 
     def loss_fn(params: PyTree, mb: jax.Array, stats: RunningStats,
                 progress: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -387,34 +385,6 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
         return new_state, metrics
 
     return update
-
-
-class _StepRows:
-    """Layout of the one float32 row per env a rollout step emits: obs | final obs | action |
-    reward, terminated, truncated."""
-
-    def __init__(self, obs_size: int, act_width: int, discrete: bool,
-                 obs_shape: tuple[int, ...]):
-        self.obs_size, self.act_width = obs_size, act_width
-        self.discrete, self.obs_shape = discrete, obs_shape
-
-    def pack(self, obs: jax.Array, action: jax.Array, res: Any) -> jax.Array:
-        n = obs.shape[0]
-        return jnp.concatenate([
-            obs.reshape(n, -1).astype(jnp.float32),
-            res.final_obs.reshape(n, -1).astype(jnp.float32),
-            action.reshape(n, -1).astype(jnp.float32),
-            jnp.stack([res.reward.astype(jnp.float32), res.terminated.astype(jnp.float32),
-                       res.truncated.astype(jnp.float32)], -1)], -1)
-
-    def unpack(self, packed: jax.Array) -> Transition:
-        o, a = self.obs_size, self.act_width
-        lead = packed.shape[:-1]
-        action = packed[..., 2 * o: 2 * o + a]
-        action = action[..., 0].astype(jnp.int32) if self.discrete else action
-        return Transition(packed[..., :o].reshape(lead + self.obs_shape), action,
-                          packed[..., o: 2 * o].reshape(lead + self.obs_shape),
-                          packed[..., -3], packed[..., -2] > 0, packed[..., -1] > 0)
 
 
 class _Columns:
