@@ -283,6 +283,7 @@ def test_trials_written_in_one_transaction_equal_trials_written_run_by_run(
                    for k in run.data.metrics}
         tags = {k: v for k, v in run.data.tags.items() if k != "mlflow.runName"}
         return (run.info.run_name.split("-", 1)[1], run.info.status, run.info.user_id,
+                run.info.artifact_uri.replace(run.info.run_id, "<id>"),
                 run.info.lifecycle_stage, run.data.params, tags, repr(history),
                 repr(run.data.metrics))  # repr: NaN equals NaN
 

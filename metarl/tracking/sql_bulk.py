@@ -29,6 +29,7 @@ def sql_store(client: Any) -> Any | None:
 def insert_trials(store: Any, trials: list[Op]) -> None:
     """Create each materialised trial op as a FINISHED child run; all or none are written."""
     from mlflow.store.tracking.dbmodels.models import SqlRun
+    from mlflow.utils.uri import append_to_uri_path
 
     locations: dict[str, str] = {}
     rows: list[Any] = []
@@ -38,7 +39,8 @@ def insert_trials(store: Any, trials: list[Op]) -> None:
             if exp not in locations:
                 locations[exp] = store.get_experiment(exp).artifact_location
             run_id = uuid.uuid4().hex
-            run = SqlRun(name=op["name"], artifact_uri=f"{locations[exp]}/{run_id}/artifacts",
+            run = SqlRun(name=op["name"],
+                         artifact_uri=append_to_uri_path(locations[exp], run_id, "artifacts"),
                          run_uuid=run_id, experiment_id=int(exp), source_type="UNKNOWN",
                          source_name="", entry_point_name="", user_id="unknown",
                          status="FINISHED", start_time=op["time"], end_time=op["time"],
