@@ -2,7 +2,7 @@
 
 Through MlflowClient a trial costs create_run, log_batch (which opens a session each for
 params, metrics and tags) and a status update: six or more commits. On SQLite each commit
-is a file sync plus SQLAlchemy bookkeeping, about 45 ms of CPU per trial, and on a 2-core
+is a file sync plus SQLAlchemy bookkeeping, about 40 ms of CPU per trial, and on a 2-core
 machine that CPU is taken from the search. Here a generation's trials are rows added in one
 session and committed once, which is what the store does internally, minus the round trips.
 """
