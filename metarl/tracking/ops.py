@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from metarl.tracking.sql_bulk import insert_trials, sql_store
+from metarl.tracking.sql_bulk import insert_trials, sql_store, trial_run_tags
 
 Op = dict[str, Any]
 
@@ -212,14 +212,15 @@ def _run_calls(op: Op, calls: list[Callable[[], None]]) -> None:
 
 def _execute_trials(trials: list[Op], client: Any) -> None:
     store = sql_store(client)
-    if store is not None:
-        fresh = [t for t in trials if not t.get("done")]
-        if fresh:
-            insert_trials(store, fresh)  # one transaction: all of them or none
-            for trial in fresh:
-                trial["done"] = len(_trial_calls(trial, client))
-    for trial in trials:  # other stores (and trials half-sent before): resumable per trial
-        _run_calls(trial, _trial_calls(trial, client))
+    bulk = [t for t in trials if not t.get("done")] if store is not None else []
+    if bulk:
+        insert_trials(store, bulk)  # one transaction: all of them or none
+    for trial in trials:
+        calls = _trial_calls(trial, client)
+        if any(trial is t for t in bulk):
+            trial["done"] = len(calls)  # recorded, so a resend after a later failure skips it
+        # other stores (and trials half-sent before): run by run, resumable per trial
+        _run_calls(trial, calls)
 
 
 def _calls(op: Op, client: Any) -> list[Callable[[], None]]:
@@ -261,8 +262,7 @@ def _trial_calls(op: Op, client: Any) -> list[Callable[[], None]]:
     def create() -> None:
         run = client.create_run(
             op["experiment_id"], start_time=op["time"], run_name=op["name"],
-            tags={"mlflow.parentRunId": op["parent_run_id"], "mlflow.runName": op["name"],
-                  "metarl.run_type": "trial"})
+            tags=trial_run_tags(op))
         op["child_run_id"] = run.info.run_id
 
     metrics = []

@@ -14,8 +14,12 @@ from typing import Any
 
 Op = dict[str, Any]  # a materialised trial op, see metarl.tracking.ops
 
-_RUN_NAME = "mlflow.runName"
-_PARENT = "mlflow.parentRunId"
+
+
+def trial_run_tags(op: Op) -> dict[str, str]:
+    """The tags that make a trial op's run a named child of its search's run."""
+    return {"mlflow.parentRunId": op["parent_run_id"], "mlflow.runName": op["name"],
+            "metarl.run_type": "trial"}
 
 
 def sql_store(client: Any) -> Any | None:
@@ -59,9 +63,7 @@ def _children(store: Any, op: Op, run_id: str) -> list[Any]:
         SqlTag,
     )
 
-    tags = {_PARENT: op["parent_run_id"], _RUN_NAME: op["name"],
-            "metarl.run_type": "trial"}
-    tags.update(dict(op["tags"]))
+    tags = {**trial_run_tags(op), **dict(op["tags"])}
     rows: list[Any] = [SqlTag(key=k, value=v, run_uuid=run_id) for k, v in tags.items()]
     rows += [SqlParam(key=k, value=v, run_uuid=run_id) for k, v in dict(op["params"]).items()]
     for key, value in op["metrics"].items():
