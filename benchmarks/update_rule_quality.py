@@ -27,6 +27,9 @@ def main() -> None:
     ap.add_argument("--spec", default="search/lpo_classic.toml")
     ap.add_argument("--generations", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=10, help="evaluation seeds per rule and task")
+    ap.add_argument("--final-fraction", type=float, default=0.1,
+                    help="held-out score: mean return over this last fraction of updates "
+                         "(independent of the search's own fitness window)")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
     overrides = list(args.overrides)
@@ -50,11 +53,12 @@ def main() -> None:
         rules[name] = (obj, obj.init(None))
     tasks = list(spec.tasks.held_out or spec.tasks.train)
     inner = spec.inner.model_copy(update={"seeds": args.seeds})
-    results = evaluate_rules(rules, tasks, inner, spec.inner.hparams(),
-                             spec.outer.final_fraction, seed=spec.seed + 1)
+    results = evaluate_rules(rules, tasks, inner, spec.inner.hparams(), args.final_fraction,
+                             seed=spec.seed + 1)
     print(f"meta-training: {result.generations} generations in {meta_seconds:.0f} s, "
           f"best train fitness {result.best_fitness:.3f}")
-    print(f"held-out evaluation: {args.seeds} seeds per rule and task")
+    print(f"held-out evaluation: {args.seeds} seeds per rule and task, return over the last "
+          f"{args.final_fraction:.0%} of updates")
     header = f"{'task':24s}" + "".join(f"{n:>26s}" for n in rules)
     print(header)
     for task in results["learned"].final:
