@@ -109,7 +109,7 @@ def test_evaluate_reports_iqm_against_baselines(searched, monkeypatch):
     work, uri, search, result = searched
     monkeypatch.chdir(work)
     code, text = invoke(work, "evaluate", result.run_id, "--seeds", "2", "--baselines",
-                        "ppo_clip", "--tracking-uri", uri)
+                        "ppo_clip", "--final-fraction", "0.5", "--tracking-uri", uri)
     assert code == 0, text
     assert "IQM normalised" in text and "ppo_clip" in text and "lowg" in text
     client = MlflowClient(uri)
@@ -117,6 +117,11 @@ def test_evaluate_reports_iqm_against_baselines(searched, monkeypatch):
                               "tags.`metarl.trial` = 'evaluation'")
     assert runs and "learned/iqm" in runs[0].data.metrics
     assert any(a.path == "learning_curves.png" for a in client.list_artifacts(runs[0].info.run_id))
+
+
+def test_evaluate_rejects_an_empty_scoring_window(tmp_path):
+    code, text = invoke(tmp_path, "evaluate", "nope", "--final-fraction", "0")
+    assert code == 2 and "--final-fraction" in text and "Traceback" not in text
 
 
 def test_export_of_unknown_run_fails_cleanly(tmp_path):

@@ -40,9 +40,13 @@ def _update_rule_candidates(run_id: str, uri: str, generation: int | None):  # n
               help="Use the checkpoint after this many generations (default: the last).")
 @click.option("--baselines", default="ppo_clip,dpo", show_default=True,
               help="Comma-separated closed-form rules to compare with.")
+@click.option("--final-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Score a run by its mean return over this last fraction of updates "
+              "(default: the search's outer.final_fraction).")
 @click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
-             generation: int | None, baselines: str, tracking_uri: str | None) -> None:
+             generation: int | None, baselines: str, final_fraction: float | None,
+             tracking_uri: str | None) -> None:
     """Train agents with the rule discovered by RUN_ID and with PPO-clip (and DPO) on a task
     suite, same budget and seeds; report per-task means, IQM and bootstrap 95% CIs.
 
@@ -70,8 +74,9 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
         objective = make_objective(name)
         rules[name] = (objective, objective.init(None))
     inner = spec.inner.model_copy(update={"seeds": seeds})
-    results = evaluate_rules(rules, tasks, inner, spec.inner.hparams(),
-                             spec.outer.final_fraction, seed=spec.seed + 1)
+    fraction = spec.outer.final_fraction if final_fraction is None else final_fraction
+    results = evaluate_rules(rules, tasks, inner, spec.inner.hparams(), fraction,
+                             seed=spec.seed + 1)
     _print_table(results, cands.generation)
     _log_evaluation(uri, run_id, results, which, cands.generation, tasks_file, seeds)
 
