@@ -78,7 +78,7 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
     results = evaluate_rules(rules, tasks, inner, spec.inner.hparams(), fraction,
                              seed=spec.seed + 1)
     _print_table(results, cands.generation)
-    _log_evaluation(uri, run_id, results, which, cands.generation, tasks_file, seeds)
+    _log_evaluation(uri, run_id, results, which, cands.generation, tasks_file, seeds, fraction)
 
 
 def _print_table(results: dict, generation: int) -> None:  # noqa: ANN001
@@ -108,7 +108,7 @@ def _print_table(results: dict, generation: int) -> None:  # noqa: ANN001
 
 
 def _log_evaluation(uri: str, run_id: str, results: dict, which: str, generation: int,  # noqa: ANN001
-                    tasks_file: str | None, seeds: int) -> None:
+                    tasks_file: str | None, seeds: int, final_fraction: float) -> None:
     from mlflow.tracking import MlflowClient
 
     from metarl.programs.evaluation import curves_figure
@@ -120,7 +120,8 @@ def _log_evaluation(uri: str, run_id: str, results: dict, which: str, generation
         "metarl.trial": "evaluation", "metarl.run_type": "trial"})
     cid = child.info.run_id
     for k, v in {"which": which, "generation": generation, "seeds": seeds,
-                 "tasks": tasks_file or "(search's own)"}.items():
+                 "tasks": tasks_file or "(search's own)", "final_fraction": final_fraction
+                 }.items():
         client.log_param(cid, k, str(v))
     for name, res in results.items():
         key = name.split(" ")[0]
