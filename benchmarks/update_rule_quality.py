@@ -7,6 +7,8 @@ same budget and seeds, and prints per-task means, IQM of normalised returns with
 
     python benchmarks/update_rule_quality.py                      # the full CPU search
     python benchmarks/update_rule_quality.py --generations 3 --seeds 3   # smoke run
+    python benchmarks/update_rule_quality.py --export rule.py         # keep the learned rule
+    python benchmarks/update_rule_quality.py --rule rule.py --seeds 32  # re-evaluate it only
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import os
 import tempfile
 import time
 
+from metarl.export import load_rule, write_module
 from metarl.learned import make_objective
 from metarl.programs.evaluation import evaluate_rules
 from metarl.programs.runner import Search, run_search
-from metarl.spec import load_spec
+from metarl.spec import SearchSpec, load_spec
 
 
 def main() -> None:
@@ -31,23 +34,21 @@ def main() -> None:
                     help="held-out score: mean return over this last fraction of updates "
                          "(independent of the search's own fitness window)")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--export", metavar="FILE", help="write the learned rule (search mean) "
+                    "to FILE as a metarl export, before the evaluation starts")
+    ap.add_argument("--rule", metavar="FILE", help="skip meta-training: evaluate this "
+                    "exported rule against the baselines on the spec's held-out tasks")
     args = ap.parse_args()
     overrides = list(args.overrides)
     if args.generations:
         overrides.append(f"outer.generations={args.generations}")
     spec = load_spec(args.spec, overrides)
-    search = Search(spec)
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        cwd = os.getcwd()
-        os.chdir(tmp)
-        try:
-            result = run_search(spec, f"sqlite:///{tmp}/mlflow.db", "# benchmark\n",
-                                search=search)
-        finally:
-            os.chdir(cwd)
-    meta_seconds = time.perf_counter() - t0
-    rules = {"learned": (search.program.objective, result.mean_params)}
+    if args.rule:
+        learned = load_rule(args.rule)
+        print(f"rule: {args.rule} (no meta-training)")
+    else:
+        learned = meta_train(spec, args.export)
+    rules = {"learned": learned}
     for name in ("ppo_clip", "dpo"):
         obj = make_objective(name)
         rules[name] = (obj, obj.init(None))
@@ -55,8 +56,6 @@ def main() -> None:
     inner = spec.inner.model_copy(update={"seeds": args.seeds})
     results = evaluate_rules(rules, tasks, inner, spec.inner.hparams(), args.final_fraction,
                              seed=spec.seed + 1)
-    print(f"meta-training: {result.generations} generations in {meta_seconds:.0f} s, "
-          f"best train fitness {result.best_fitness:.3f}")
     print(f"held-out evaluation: {args.seeds} seeds per rule and task, return over the last "
           f"{args.final_fraction:.0%} of updates")
     header = f"{'task':24s}" + "".join(f"{n:>26s}" for n in rules)
@@ -69,6 +68,28 @@ def main() -> None:
         f"{m:>10.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in iqms.values()))
     ratio = iqms["learned"][0] / iqms["ppo_clip"][0]
     print(f"learned / ppo_clip normalised IQM: {ratio:.3f}   (target >= 1.05)")
+
+
+def meta_train(spec: SearchSpec, export: str | None) -> tuple:
+    """Run the search in a throw-away MLflow store; the learned rule is its final mean."""
+    search = Search(spec)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = os.getcwd()
+        os.chdir(tmp)
+        try:
+            result = run_search(spec, f"sqlite:///{tmp}/mlflow.db", "# benchmark\n",
+                                search=search)
+        finally:
+            os.chdir(cwd)
+    print(f"meta-training: {result.generations} generations in "
+          f"{time.perf_counter() - t0:.0f} s, best train fitness {result.best_fitness:.3f}")
+    learned = (search.program.objective, result.mean_params)
+    if export:
+        write_module(*learned, export, {"search": spec.name, "seed": spec.seed,
+                                        "generations": result.generations})
+        print(f"learned rule written to {export}")
+    return learned
 
 
 if __name__ == "__main__":

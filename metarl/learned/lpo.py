@@ -116,12 +116,16 @@ class LPO(DriftObjective):
         where it is negative)."""
         return lpo_gap(meta_params, ratio, advantage, self._progress(progress))
 
-    def init_near_ppo(self, key: jax.Array, clip_eps: float = 0.2, steps: int = 1000
-                      ) -> dict[str, jax.Array]:
+    def init_near_ppo(self, key: jax.Array, clip_eps: float = 0.2, steps: int = 4000,
+                      max_log_ratio: float = 0.5) -> dict[str, jax.Array]:
         """Meta-parameters whose drift approximates PPO-clip's `relu((r - clip(r)) * A)`.
 
         A warm start for search: the rule begins as (nearly) PPO, so ES explores around a
-        known-good algorithm instead of around the unstable unclipped surrogate.
+        known-good algorithm instead of around the unstable unclipped surrogate. The fit
+        covers ratios in `exp(+-max_log_ratio)` (default [0.61, 1.65], where PPO's ratios
+        live) and runs long enough for a small network to get the drift right near `r = 1`:
+        with 1,000 steps over [0.5, 2] a 4-unit network's drift was 40% too large there and
+        PPO trained with it reached 0.40 of CartPole's return range against PPO-clip's 0.53.
         """
         from metarl.learned.baselines import ppo_clip_drift
         from metarl.learned.fit import fit_drift
@@ -130,4 +134,5 @@ class LPO(DriftObjective):
         # a non-zero output layer, so the fit does not start on the relu's flat side
         params = init_mlp(k_init, (self.num_features, *self.hidden_sizes, 1), output_scale=0.1)
         return fit_drift(self, params, k_fit,
-                         lambda r, a, p: ppo_clip_drift(r, a, clip_eps), steps=steps)
+                         lambda r, a, p: ppo_clip_drift(r, a, clip_eps), steps=steps,
+                         max_log_ratio=max_log_ratio)
