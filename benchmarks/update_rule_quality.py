@@ -9,6 +9,7 @@ same budget and seeds, and prints per-task means, IQM of normalised returns with
     python benchmarks/update_rule_quality.py --generations 3 --seeds 3   # smoke run
     python benchmarks/update_rule_quality.py --export rule.py         # keep the learned rule
     python benchmarks/update_rule_quality.py --rule rule.py --seeds 32  # re-evaluate it only
+    python benchmarks/update_rule_quality.py --rule rule.py --train     # ... on training tasks too
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--export", metavar="FILE", help="write the learned rule (search mean) "
                     "to FILE as a metarl export, before the evaluation starts")
+    ap.add_argument("--train", action="store_true", help="also score the rules on the "
+                    "training tasks with the search's fitness window (fresh seeds)")
     ap.add_argument("--rule", metavar="FILE", help="skip meta-training: evaluate this "
                     "exported rule against the baselines on the spec's held-out tasks")
     args = ap.parse_args()
@@ -52,22 +55,31 @@ def main() -> None:
     for name in ("ppo_clip", "dpo"):
         obj = make_objective(name)
         rules[name] = (obj, obj.init(None))
-    tasks = list(spec.tasks.held_out or spec.tasks.train)
     inner = spec.inner.model_copy(update={"seeds": args.seeds})
+    if args.train:
+        # the search's own objective, on fresh seeds: did the search improve what it optimised?
+        report(evaluate_rules(rules, list(spec.tasks.train), inner, spec.inner.hparams(),
+                              spec.outer.final_fraction, seed=spec.seed + 2),
+               f"training tasks (the search's objective, last {spec.outer.final_fraction:.0%})",
+               args.seeds)
+    tasks = list(spec.tasks.held_out or spec.tasks.train)
     results = evaluate_rules(rules, tasks, inner, spec.inner.hparams(), args.final_fraction,
                              seed=spec.seed + 1)
-    print(f"held-out evaluation: {args.seeds} seeds per rule and task, return over the last "
-          f"{args.final_fraction:.0%} of updates")
-    header = f"{'task':24s}" + "".join(f"{n:>26s}" for n in rules)
-    print(header)
+    ratio = report(results, f"held-out tasks (last {args.final_fraction:.0%})", args.seeds)
+    print(f"learned / ppo_clip normalised IQM: {ratio:.3f}   (target >= 1.05)")
+
+
+def report(results: dict, title: str, seeds: int) -> float:
+    """Print per-task means and IQMs with CIs; return the learned / PPO-clip IQM ratio."""
+    print(f"{title}: {seeds} seeds per rule and task")
+    print(f"{'task':24s}" + "".join(f"{n:>26s}" for n in results))
     for task in results["learned"].final:
-        cells = "".join(f"{results[n].final[task].mean():>26.2f}" for n in rules)
+        cells = "".join(f"{res.final[task].mean():>26.2f}" for res in results.values())
         print(f"{task:24s}{cells}")
-    iqms = {n: results[n].iqm() for n in rules}
+    iqms = {n: res.iqm() for n, res in results.items()}
     print(f"{'IQM normalised [95% CI]':24s}" + "".join(
         f"{m:>10.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in iqms.values()))
-    ratio = iqms["learned"][0] / iqms["ppo_clip"][0]
-    print(f"learned / ppo_clip normalised IQM: {ratio:.3f}   (target >= 1.05)")
+    return iqms["learned"][0] / iqms["ppo_clip"][0]
 
 
 def meta_train(spec: SearchSpec, export: str | None) -> tuple:
