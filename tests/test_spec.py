@@ -36,7 +36,16 @@ def test_shipped_specs_are_valid(spec):
 
 @pytest.mark.parametrize("suite", sorted((ROOT / "tasks").glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_task_suites_are_valid(suite):
-    assert load_task_suite(suite).train
+    loaded = load_task_suite(suite)
+    assert loaded.train or loaded.held_out
+
+
+def test_evaluation_only_suite_is_not_a_search_suite(tmp_path):
+    held_out = GOOD.replace("[[tasks.train]]", "[[tasks.held_out]]")
+    with pytest.raises(SpecError, match="tasks.train is empty"):
+        load_spec(write(tmp_path, held_out))
+    with pytest.raises(SpecError, match=r"at least one \[\[train\]\] or \[\[held_out\]\]"):
+        load_task_suite(write(tmp_path, 'name = "empty"\n', "suite.toml"))
 
 
 def test_good_spec_and_overrides(tmp_path):

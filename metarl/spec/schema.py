@@ -65,10 +65,19 @@ class Task(Strict):
 
 
 class TaskSuite(Strict):
+    """Training tasks for searches, held-out tasks for meta-tests and evaluation; a suite of
+    held-out tasks alone serves `metarl evaluate --tasks`."""
+
     name: str = ""
     description: str = ""
-    train: list[Task] = Field(min_length=1)
+    train: list[Task] = Field(default_factory=list)
     held_out: list[Task] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TaskSuite:
+        if not self.train and not self.held_out:
+            raise ValueError("a task suite needs at least one [[train]] or [[held_out]] task")
+        return self
 
 
 class Inner(Strict):
@@ -178,6 +187,9 @@ class SearchSpec(Strict):
 
     @model_validator(mode="after")
     def _budget(self) -> SearchSpec:
+        if not self.tasks.train:
+            raise ValueError("tasks.train is empty: a search needs at least one [[train]] task "
+                             "(held-out tasks are only evaluated)")
         batch = self.inner.num_envs * self.inner.num_steps
         for split in ("train", "held_out"):
             for i, task in enumerate(getattr(self.tasks, split)):
