@@ -186,10 +186,14 @@ class SearchSpec(Strict):
     tracking: Tracking = Field(default_factory=Tracking)
 
     @model_validator(mode="after")
-    def _budget(self) -> SearchSpec:
+    def _has_training_tasks(self) -> SearchSpec:
         if not self.tasks.train:
             raise ValueError("tasks.train is empty: a search needs at least one [[train]] task "
                              "(held-out tasks are only evaluated)")
+        return self
+
+    @model_validator(mode="after")
+    def _budget(self) -> SearchSpec:
         batch = self.inner.num_envs * self.inner.num_steps
         for split in ("train", "held_out"):
             for i, task in enumerate(getattr(self.tasks, split)):
