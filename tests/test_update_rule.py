@@ -119,6 +119,18 @@ def test_evaluate_reports_iqm_against_baselines(searched, monkeypatch):
     assert any(a.path == "learning_curves.png" for a in client.list_artifacts(runs[0].info.run_id))
 
 
+def test_evaluate_checks_a_held_out_suite_against_the_runs_budget(searched, monkeypatch):
+    work, uri, search, result = searched
+    monkeypatch.chdir(work)
+    (work / "short.toml").write_text(
+        '[[held_out]]\nenv = "gymnax/Acrobot-v1"\ntimesteps = 64\nreturn_range = [-500.0, -80.0]\n')
+    code, text = invoke(work, "evaluate", result.run_id, "--tasks", "short.toml",
+                        "--tracking-uri", uri)
+    assert code == 2 and "Traceback" not in text
+    assert "short.toml" in text and "'Acrobot-v1'" in text
+    assert "(num_envs * num_steps = 128)" in text
+
+
 def test_evaluate_rejects_an_empty_scoring_window(tmp_path):
     code, text = invoke(tmp_path, "evaluate", "nope", "--final-fraction", "0")
     assert code == 2 and "--final-fraction" in text and "Traceback" not in text

@@ -64,8 +64,15 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
     cands = _update_rule_candidates(run_id, uri, generation)
     spec, program = cands.search.spec, cands.search.program
     if tasks_file:
-        suite = load_task_suite(find_spec(tasks_file, "tasks"))
+        suite_path = find_spec(tasks_file, "tasks")
+        suite = load_task_suite(suite_path)
         tasks = [*suite.train, *suite.held_out]
+        batch = spec.inner.num_envs * spec.inner.num_steps
+        for task in tasks:
+            if task.timesteps < batch:
+                fail(f"{suite_path}: task {task.label!r} has timesteps = {task.timesteps}, less "
+                     f"than one PPO update of the run's inner loop (num_envs * num_steps = "
+                     f"{batch})", 2)
     else:
         tasks = list(spec.tasks.held_out or spec.tasks.train)
     learned = cands.mean if which == "mean" else cands.best
