@@ -68,11 +68,10 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
         suite = load_task_suite(suite_path)
         tasks = [*suite.train, *suite.held_out]
         batch = spec.inner.num_envs * spec.inner.num_steps
-        for task in tasks:
-            if task.timesteps < batch:
-                fail(f"{suite_path}: task {task.label!r} has timesteps = {task.timesteps}, less "
-                     f"than one PPO update of the run's inner loop (num_envs * num_steps = "
-                     f"{batch})", 2)
+        for where, task in suite.shorter_than(batch)[:1]:
+            fail(f"{suite_path}: {where} {task.label!r} has timesteps = {task.timesteps}, less "
+                 f"than one PPO update of the run's inner loop (num_envs * num_steps = "
+                 f"{batch})", 2)
     else:
         tasks = list(spec.tasks.held_out or spec.tasks.train)
     learned = cands.mean if which == "mean" else cands.best

@@ -79,6 +79,12 @@ class TaskSuite(Strict):
             raise ValueError("a task suite needs at least one [[train]] or [[held_out]] task")
         return self
 
+    def shorter_than(self, steps: int) -> list[tuple[str, Task]]:
+        """`(where, task)` for every task with fewer than `steps` timesteps (`where` is e.g.
+        `train[0]`): tasks that cannot fit one PPO update of `steps` env steps."""
+        return [(f"{split}[{i}]", task) for split in ("train", "held_out")
+                for i, task in enumerate(getattr(self, split)) if task.timesteps < steps]
+
 
 class Inner(Strict):
     """PPO settings shared by every task; `timesteps` comes from each task."""
@@ -195,12 +201,10 @@ class SearchSpec(Strict):
     @model_validator(mode="after")
     def _budget(self) -> SearchSpec:
         batch = self.inner.num_envs * self.inner.num_steps
-        for split in ("train", "held_out"):
-            for i, task in enumerate(getattr(self.tasks, split)):
-                if task.timesteps < batch:
-                    raise ValueError(
-                        f"tasks.{split}[{i}].timesteps = {task.timesteps} is less than one PPO "
-                        f"update (inner.num_envs * inner.num_steps = {batch})")
+        for where, task in self.tasks.shorter_than(batch)[:1]:
+            raise ValueError(
+                f"tasks.{where}.timesteps = {task.timesteps} is less than one PPO update "
+                f"(inner.num_envs * inner.num_steps = {batch})")
         if self.kind == "hparams":
             if not self.search_space:
                 raise ValueError("an hparams search needs a [search_space] table, e.g. "
