@@ -23,6 +23,7 @@ from metarl.export import load_rule, write_module
 from metarl.learned import make_objective
 from metarl.programs.evaluation import evaluate_rules
 from metarl.programs.runner import Search, run_search
+from metarl.programs.stats import ratio_ci
 from metarl.spec import SearchSpec, load_spec
 
 
@@ -65,12 +66,15 @@ def main() -> None:
     tasks = list(spec.tasks.held_out or spec.tasks.train)
     results = evaluate_rules(rules, tasks, inner, spec.inner.hparams(), args.final_fraction,
                              seed=spec.seed + 1)
-    ratio = report(results, f"held-out tasks (last {args.final_fraction:.0%})", args.seeds)
-    print(f"learned / ppo_clip normalised IQM: {ratio:.3f}   (target >= 1.05)")
+    ratio, lo, hi = report(results, f"held-out tasks (last {args.final_fraction:.0%})",
+                           args.seeds)
+    print(f"learned / ppo_clip normalised IQM: {ratio:.3f} [{lo:.3f}, {hi:.3f}]   "
+          "(target >= 1.05)")
 
 
-def report(results: dict, title: str, seeds: int) -> float:
-    """Print per-task means and IQMs with CIs; return the learned / PPO-clip IQM ratio."""
+def report(results: dict, title: str, seeds: int) -> tuple[float, float, float]:
+    """Print per-task means, IQMs with CIs and each rule's IQM ratio to PPO-clip with a
+    paired-bootstrap CI; return the learned rule's `(ratio, low, high)`."""
     print(f"{title}: {seeds} seeds per rule and task")
     print(f"{'task':24s}" + "".join(f"{n:>26s}" for n in results))
     for task in results["learned"].final:
@@ -79,7 +83,11 @@ def report(results: dict, title: str, seeds: int) -> float:
     iqms = {n: res.iqm() for n, res in results.items()}
     print(f"{'IQM normalised [95% CI]':24s}" + "".join(
         f"{m:>10.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in iqms.values()))
-    return iqms["learned"][0] / iqms["ppo_clip"][0]
+    base = results["ppo_clip"].scores()
+    ratios = {n: ratio_ci(res.scores(), base) for n, res in results.items()}
+    print(f"{'/ ppo_clip [paired CI]':24s}" + "".join(
+        f"{m:>10.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in ratios.values()))
+    return ratios["learned"]
 
 
 def meta_train(spec: SearchSpec, export: str | None) -> tuple:

@@ -112,10 +112,12 @@ def test_evaluate_reports_iqm_against_baselines(searched, monkeypatch):
                         "ppo_clip", "--final-fraction", "0.5", "--tracking-uri", uri)
     assert code == 0, text
     assert "IQM normalised" in text and "ppo_clip" in text and "lowg" in text
+    assert "paired bootstrap 95% CI" in text
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_run(result.run_id).info.experiment_id],
                               "tags.`metarl.trial` = 'evaluation'")
-    assert runs and "learned/iqm" in runs[0].data.metrics
+    metrics = runs[0].data.metrics
+    assert "learned/iqm" in metrics and "ratio_to_ppo_clip_ci_low" in metrics
     assert any(a.path == "learning_curves.png" for a in client.list_artifacts(runs[0].info.run_id))
 
 

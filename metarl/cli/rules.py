@@ -90,7 +90,7 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
 def _print_table(results: dict, generation: int) -> None:  # noqa: ANN001
     table = Table("task", *results, title=f"final return, mean [95% CI] (generation "
                   f"{generation})")
-    from metarl.programs.stats import bootstrap_ci
+    from metarl.programs.stats import bootstrap_ci, ratio_ci
 
     first = next(iter(results.values()))
     for task in first.final:
@@ -107,10 +107,10 @@ def _print_table(results: dict, generation: int) -> None:  # noqa: ANN001
     table.add_row("[bold]IQM normalised", *cells)
     Console().print(table)
     names = list(results)
-    base = results[names[1]].iqm()[0] if len(names) > 1 else None
-    if base:
-        Console().print(f"learned / {names[1]} normalised IQM: "
-                        f"{results[names[0]].iqm()[0] / base:.3f}")
+    if len(names) > 1:
+        m, lo, hi = ratio_ci(results[names[0]].scores(), results[names[1]].scores())
+        Console().print(f"learned / {names[1]} normalised IQM: {m:.3f} [{lo:.3f}, {hi:.3f}] "
+                        "(paired bootstrap 95% CI)")
 
 
 def _log_evaluation(uri: str, run_id: str, results: dict, which: str, generation: int,  # noqa: ANN001
@@ -118,6 +118,7 @@ def _log_evaluation(uri: str, run_id: str, results: dict, which: str, generation
     from mlflow.tracking import MlflowClient
 
     from metarl.programs.evaluation import curves_figure
+    from metarl.programs.stats import ratio_ci
 
     client = MlflowClient(uri)
     parent = client.get_run(run_id)
@@ -137,6 +138,12 @@ def _log_evaluation(uri: str, run_id: str, results: dict, which: str, generation
         client.log_metric(cid, f"{key}/iqm_ci_high", hi)
         for task, f in res.final.items():
             client.log_metric(cid, f"{key}/return/{task}", float(f.mean()))
+    learned, *baselines = results.values()
+    for name, res in zip(list(results)[1:], baselines, strict=True):
+        m, lo, hi = ratio_ci(learned.scores(), res.scores())
+        key = name.split(" ")[0]
+        for suffix, v in (("", m), ("_ci_low", lo), ("_ci_high", hi)):
+            client.log_metric(cid, f"ratio_to_{key}{suffix}", v)
     fig = curves_figure(results, f"run {run_id[:8]}: {which} rule vs baselines")
     client.log_figure(cid, fig, "learning_curves.png")
     client.set_terminated(cid)

@@ -17,17 +17,48 @@ def iqm(scores: np.ndarray) -> float:
     return float(flat[lo:hi].mean()) if hi > lo else float(flat.mean())
 
 
+def _resample(scores: np.ndarray, reps: int, seed: int) -> np.ndarray:
+    """`(reps, runs, tasks, ...)` stratified resamples of `(runs, tasks, ...)` scores: runs
+    are drawn with replacement within each task (trailing axes move together)."""
+    runs, tasks = scores.shape[:2]
+    idx = np.random.default_rng(seed).integers(0, runs, size=(reps, runs, tasks))
+    idx = idx.reshape(idx.shape + (1,) * (scores.ndim - 2))
+    return np.take_along_axis(scores[None], idx, axis=1)
+
+
+def _as_runs_by_tasks(scores: np.ndarray) -> np.ndarray:
+    scores = np.asarray(scores, np.float64)
+    return scores[:, None] if scores.ndim == 1 else scores
+
+
+def _quantiles(stats: np.ndarray, level: float) -> tuple[float, float]:
+    alpha = (1.0 - level) / 2
+    return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
+
+
 def bootstrap_ci(scores: np.ndarray, statistic=iqm, reps: int = 2000, level: float = 0.95,
                  seed: int = 0) -> tuple[float, float]:
     """Percentile CI of `statistic` over `(runs, tasks)` scores, resampling runs within each
     task (stratified bootstrap)."""
-    scores = np.asarray(scores, np.float64)
-    if scores.ndim == 1:
-        scores = scores[:, None]
-    rng = np.random.default_rng(seed)
-    runs, tasks = scores.shape
-    idx = rng.integers(0, runs, size=(reps, runs, tasks))
-    samples = np.take_along_axis(scores[None].repeat(reps, 0), idx, axis=1)
-    stats = np.array([statistic(s) for s in samples])
-    alpha = (1.0 - level) / 2
-    return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
+    samples = _resample(_as_runs_by_tasks(scores), reps, seed)
+    return _quantiles(np.array([statistic(s) for s in samples]), level)
+
+
+def ratio_ci(scores: np.ndarray, baseline: np.ndarray, reps: int = 2000, level: float = 0.95,
+             seed: int = 0) -> tuple[float, float, float]:
+    """`iqm(scores) / iqm(baseline)` with a paired stratified-bootstrap CI.
+
+    Both arrays are `(runs, tasks)` and run `i` of a task used the same seed for both rules
+    (common random numbers), so the bootstrap resamples the same runs from both: the CI
+    then reflects the noise of the comparison, not that of each rule's IQM separately.
+    A ratio needs a positive baseline: where the baseline's IQM is <= 0 (a baseline no
+    better than random) all three numbers are nan.
+    """
+    a, b = _as_runs_by_tasks(scores), _as_runs_by_tasks(baseline)
+    if a.shape != b.shape:
+        raise ValueError(f"paired scores need equal shapes, got {a.shape} and {b.shape}")
+    if iqm(b) <= 0:
+        return (float("nan"),) * 3
+    both = _resample(np.stack([a, b], -1), reps, seed)  # the same run indices for both rules
+    stats = np.array([iqm(s[..., 0]) / max(iqm(s[..., 1]), 1e-12) for s in both])
+    return (iqm(a) / iqm(b), *_quantiles(stats, level))
