@@ -56,6 +56,7 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
     """
     from metarl.learned import make_objective
     from metarl.programs.evaluation import evaluate_rules
+    from metarl.programs.stats import ratio_ci
     from metarl.spec import load_task_suite
     from metarl.tracking import check_tracking_uri, resolve_tracking_uri
 
@@ -83,14 +84,19 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
     fraction = spec.outer.final_fraction if final_fraction is None else final_fraction
     results = evaluate_rules(rules, tasks, inner, spec.inner.hparams(), fraction,
                              seed=spec.seed + 1)
-    _print_table(results, cands.generation)
-    _log_evaluation(uri, run_id, results, which, cands.generation, tasks_file, seeds, fraction)
+    learned, *baselines = results.values()
+    # paired: every rule trained on the same seeds
+    ratios = {name: ratio_ci(learned.scores(), res.scores())
+              for name, res in zip(list(results)[1:], baselines, strict=True)}
+    _print_table(results, ratios, cands.generation)
+    _log_evaluation(uri, run_id, results, ratios, which, cands.generation, tasks_file, seeds,
+                    fraction)
 
 
-def _print_table(results: dict, generation: int) -> None:  # noqa: ANN001
+def _print_table(results: dict, ratios: dict, generation: int) -> None:  # noqa: ANN001
     table = Table("task", *results, title=f"final return, mean [95% CI] (generation "
                   f"{generation})")
-    from metarl.programs.stats import bootstrap_ci, ratio_ci
+    from metarl.programs.stats import bootstrap_ci
 
     first = next(iter(results.values()))
     for task in first.final:
@@ -106,19 +112,17 @@ def _print_table(results: dict, generation: int) -> None:  # noqa: ANN001
         cells.append(f"{m:.3f} [{lo:.3f}, {hi:.3f}]")
     table.add_row("[bold]IQM normalised", *cells)
     Console().print(table)
-    names = list(results)
-    if len(names) > 1:
-        m, lo, hi = ratio_ci(results[names[0]].scores(), results[names[1]].scores())
-        Console().print(f"learned / {names[1]} normalised IQM: {m:.3f} [{lo:.3f}, {hi:.3f}] "
+    for name, (m, lo, hi) in ratios.items():
+        Console().print(f"learned / {name} normalised IQM: {m:.3f} [{lo:.3f}, {hi:.3f}] "
                         "(paired bootstrap 95% CI)")
 
 
-def _log_evaluation(uri: str, run_id: str, results: dict, which: str, generation: int,  # noqa: ANN001
-                    tasks_file: str | None, seeds: int, final_fraction: float) -> None:
+def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: str,  # noqa: ANN001
+                    generation: int, tasks_file: str | None, seeds: int,
+                    final_fraction: float) -> None:
     from mlflow.tracking import MlflowClient
 
     from metarl.programs.evaluation import curves_figure
-    from metarl.programs.stats import ratio_ci
 
     client = MlflowClient(uri)
     parent = client.get_run(run_id)
@@ -138,12 +142,9 @@ def _log_evaluation(uri: str, run_id: str, results: dict, which: str, generation
         client.log_metric(cid, f"{key}/iqm_ci_high", hi)
         for task, f in res.final.items():
             client.log_metric(cid, f"{key}/return/{task}", float(f.mean()))
-    learned, *baselines = results.values()
-    for name, res in zip(list(results)[1:], baselines, strict=True):
-        m, lo, hi = ratio_ci(learned.scores(), res.scores())
-        key = name.split(" ")[0]
+    for name, (m, lo, hi) in ratios.items():
         for suffix, v in (("", m), ("_ci_low", lo), ("_ci_high", hi)):
-            client.log_metric(cid, f"ratio_to_{key}{suffix}", v)
+            client.log_metric(cid, f"ratio_to_{name}{suffix}", v)
     fig = curves_figure(results, f"run {run_id[:8]}: {which} rule vs baselines")
     client.log_figure(cid, fig, "learning_curves.png")
     client.set_terminated(cid)
