@@ -8,7 +8,7 @@ same budget and seeds, and prints per-task means, IQM of normalised returns with
     python benchmarks/update_rule_quality.py                      # the full CPU search
     python benchmarks/update_rule_quality.py --generations 3 --seeds 3   # smoke run
     python benchmarks/update_rule_quality.py --export rule.py         # keep the learned rule
-    python benchmarks/update_rule_quality.py --rule rule.py  # re-evaluate it only
+    python benchmarks/update_rule_quality.py --rule rule.py           # re-evaluate it only
     python benchmarks/update_rule_quality.py --rule rule.py --train     # ... on training tasks too
 """
 
