@@ -63,7 +63,7 @@ def test_good_spec_and_overrides(tmp_path):
     (["outer.population_size=abc"], "field 'outer.population_size'"),
     (["outer.algorithm=pso"], "'open_es', 'snes', 'cma_es' or 'random'"),
     (["tasks.train.0.env=gymnax/Cartpole-v1"], "Did you mean gymnax/CartPole-v1"),
-    (["tasks.train.0.timesteps=100"], "less than one PPO update"),
+    (["tasks.train.0.timesteps=100"], ": tasks.train[0].timesteps = 100 is less than one"),
     (["search_space.learning_rate={low=1,high=2}"], "unknown hyperparameter"),
     (["search_space.lr={low=2,high=1}"], "must be smaller than high"),
     (["tasks.train.0.return_range=[5.0, 5.0]"], "the two returns must differ"),

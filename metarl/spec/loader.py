@@ -85,13 +85,14 @@ def _resolve_tasks_ref(ref: str, spec_path: Path) -> Path:
 def _format_error(source: str, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = ".".join(str(p) for p in e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling; `metarl search list` shows examples)"
         elif e["type"] == "literal_error":
             msg = f"{msg} (got {e['input']!r})"
-        lines.append(f"{source}: field '{loc}': {msg}")
+        # whole-model checks name their fields in the message itself
+        lines.append(f"{source}: field '{loc}': {msg}" if loc else f"{source}: {msg}")
     return "\n".join(lines)
 
 
