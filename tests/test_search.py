@@ -76,7 +76,10 @@ def test_search_logs_every_trial_and_artifacts(full_run, uri, search):
     assert kinds.count("candidate") == 4 * 3  # every candidate of every generation
     assert kinds.count("mean-evaluation") == 1  # the final mean on the held-out task
     mean_eval = children[kinds.index("mean-evaluation")]
-    assert {"return/lowg", "normalised_return"} <= set(mean_eval.data.metrics)
+    m = mean_eval.data.metrics
+    assert {"return/lowg", "normalised_return", "inner/return/lowg"} <= set(m)
+    assert m["ratio_to_inner"] == pytest.approx(
+        m["normalised_return"] / m["inner/normalised_return"], rel=1e-6)
     child = children[kinds.index("candidate")]
     assert {"lr", "ent_coef"} <= set(child.data.params)
     assert "fitness" in child.data.metrics

@@ -61,6 +61,12 @@ def test_search_tracks_drift_pictures_and_meta_tests(searched):
                                   f"tags.mlflow.parentRunId = '{result.run_id}'")
     kinds = sorted(c.data.tags["metarl.trial"] for c in children)
     assert kinds == ["candidate", "candidate", "mean-evaluation", "mean-evaluation"]
+    tests = [c.data.metrics for c in children if c.data.tags["metarl.trial"] != "candidate"]
+    # both meta-tests train on the same seeds, so PPO-clip's baseline is identical
+    assert tests[0]["ppo_clip/return/lowg"] == tests[1]["ppo_clip/return/lowg"]
+    for m in tests:
+        assert m["ratio_to_ppo_clip"] == pytest.approx(
+            m["normalised_return"] / m["ppo_clip/normalised_return"], rel=1e-6)
 
 
 def test_export_reproduces_the_rule_and_rejects_tampering(searched, monkeypatch):

@@ -15,6 +15,7 @@ import numpy as np
 
 from metarl.outer.evolution import Evaluation
 from metarl.ppo import HParams
+from metarl.programs.meta_test import MetaTest, meta_test_inner
 from metarl.programs.task_eval import SuiteEval
 from metarl.spec.schema import Range, SearchSpec
 
@@ -47,11 +48,19 @@ class HParamSearch:
         self.space = dict(sorted(spec.search_space.items()))
         self.base = spec.inner.hparams()
         self.suite = SuiteEval(spec.tasks.train, spec.inner, spec.outer.final_fraction)
-        self.held_out = (SuiteEval(spec.tasks.held_out, spec.inner, spec.outer.final_fraction,
-                                   where="tasks.held_out") if spec.tasks.held_out else None)
-        self._held_out_returns = None if self.held_out is None else jax.jit(
-            lambda z, key: self.held_out.returns(
-                key, None, jax.tree.map(lambda x: x[None], self.to_hparams(z)))[0])
+        self.meta_test = None if not spec.tasks.held_out else self._meta_test(spec)
+
+    def _meta_test(self, spec: SearchSpec) -> MetaTest:
+        """The search mean against the `[inner]` hyperparameters on the held-out tasks."""
+        suite = SuiteEval(spec.tasks.held_out, meta_test_inner(spec), spec.outer.final_fraction,
+                          where="tasks.held_out")
+
+        def returns(hparams: HParams, key: jax.Array) -> jax.Array:
+            return suite.returns(key, None, jax.tree.map(lambda x: x[None], hparams))[0]
+
+        base = self.base.as_arrays()
+        return MetaTest(suite, jax.jit(lambda z, key: returns(self.to_hparams(z), key)),
+                        jax.jit(lambda key: returns(base, key)), "inner")
 
     def initial_mean(self) -> dict[str, jax.Array]:
         return {name: jnp.zeros((), jnp.float32) for name in self.space}
@@ -68,12 +77,6 @@ class HParamSearch:
         hps = jax.vmap(self.to_hparams)(population)
         raw = self.suite.returns(key, None, hps)
         return Evaluation(self.suite.normalised(raw).mean(1), raw)
-
-    def meta_test(self, z: PyTree, key: jax.Array) -> dict[str, float] | None:
-        """The candidate `z` (the search mean) trained on the held-out tasks."""
-        if self._held_out_returns is None:
-            return None
-        return self.held_out.summary(self._held_out_returns(z, key))
 
     def describe(self, z: PyTree) -> dict[str, float]:
         """A candidate as the hyperparameter values a person would read."""

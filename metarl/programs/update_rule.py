@@ -18,6 +18,8 @@ from matplotlib.figure import Figure
 from metarl.learned import DriftObjective, make_objective, num_params, objective_settings
 from metarl.learned.registry import MODULE_PREFIX
 from metarl.outer.evolution import Evaluation
+from metarl.ppo.objectives import ppo_clip
+from metarl.programs.meta_test import MetaTest, meta_test_inner
 from metarl.programs.task_eval import SuiteEval
 from metarl.spec.schema import SearchSpec
 
@@ -42,12 +44,20 @@ class UpdateRuleSearch:
         self.hparams = spec.inner.hparams()
         final = spec.outer.final_fraction
         self.suite = SuiteEval(spec.tasks.train, spec.inner, final, self.objective)
-        self.held_out = (SuiteEval(spec.tasks.held_out, spec.inner, final, self.objective,
-                                   where="tasks.held_out") if spec.tasks.held_out else None)
-        self._held_out_returns = None if self.held_out is None else jax.jit(
-            lambda params, key: self.held_out.returns(
-                key, jax.tree.map(lambda x: x[None], params), self.hparams.as_arrays(),
-                hparams_batched=False)[0])
+        self.meta_test = None if not spec.tasks.held_out else self._meta_test(spec, final)
+
+    def _meta_test(self, spec: SearchSpec, final: float) -> MetaTest:
+        """The search mean against PPO-clip on the held-out tasks."""
+        inner, hp = meta_test_inner(spec), self.hparams.as_arrays()
+        rule = SuiteEval(spec.tasks.held_out, inner, final, self.objective,
+                         where="tasks.held_out")
+        clip = SuiteEval(spec.tasks.held_out, inner, final, ppo_clip, where="tasks.held_out")
+        return MetaTest(
+            rule,
+            jax.jit(lambda params, key: rule.returns(
+                key, jax.tree.map(lambda x: x[None], params), hp, hparams_batched=False)[0]),
+            jax.jit(lambda key: clip.returns(key, None, jax.tree.map(lambda x: x[None], hp))[0]),
+            "ppo_clip")
 
     def initial_mean(self) -> PyTree:
         if self._start is None:
@@ -63,12 +73,6 @@ class UpdateRuleSearch:
         raw = self.suite.returns(key, population, self.hparams.as_arrays(),
                                  hparams_batched=False)
         return Evaluation(self.suite.normalised(raw).mean(1), raw)
-
-    def meta_test(self, params: PyTree, key: jax.Array) -> dict[str, float] | None:
-        """The rule `params` (the search mean) used to train agents on held-out tasks."""
-        if self._held_out_returns is None:
-            return None
-        return self.held_out.summary(self._held_out_returns(params, key))
 
     def describe(self, params: PyTree) -> dict[str, Any]:
         return {"objective": self.objective.name}

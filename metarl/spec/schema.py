@@ -152,6 +152,9 @@ class Tracking(Strict):
     meta_test_every: int = Field(
         0, ge=0, description="evaluate the search mean on held-out tasks every K generations "
         "as a child run (0: never; update_rule searches)")
+    meta_test_seeds: int = Field(
+        4, gt=0, description="training seeds per held-out task in a meta-test; every "
+        "meta-test and its baseline use the same seeds")
 
 
 class Rule(Strict):
