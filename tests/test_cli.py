@@ -183,3 +183,19 @@ def _generation_logged(uri, run_id):
     except Exception:  # noqa: BLE001 - the run may not exist yet
         return -1
     return max((int(m.value) for m in hist), default=-1)
+
+
+def test_progress_prints_meta_test_beside_its_baseline():
+    import io
+
+    from rich.console import Console
+
+    from metarl.cli.progress import SearchProgress
+
+    buf = io.StringIO()
+    progress = SearchProgress(10, console=Console(file=buf, width=200))
+    progress.meta_test(9, {"normalised_return": 0.84, "ppo_clip/normalised_return": 0.8,
+                           "ratio_to_ppo_clip": 1.05, "return/lowg": 300.0})
+    progress.stop()
+    assert "meta-test g0009: held-out normalised 0.840, ppo_clip 0.800 (ratio 1.050)" in (
+        buf.getvalue())

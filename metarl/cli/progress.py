@@ -38,5 +38,16 @@ class SearchProgress:
                         best=f"{stats['best_fitness']:.3f}",
                         sps=f"{stats['env_steps_per_second']:,.0f}")
 
+    def meta_test(self, generation: int, metrics: dict[str, float]) -> None:
+        """One line above the bar: the search mean on the held-out tasks, and its baseline."""
+        score = metrics["normalised_return"]
+        line = f"meta-test g{generation:04d}: held-out normalised {score:.3f}"
+        for key, value in metrics.items():
+            if key.startswith("ratio_to_"):
+                base = key.removeprefix("ratio_to_")
+                line += (f", {base} {metrics[f'{base}/normalised_return']:.3f}"
+                         f" (ratio {value:.3f})")
+        self.bar.console.print(line)
+
     def stop(self) -> None:
         self.bar.stop()

@@ -223,6 +223,8 @@ class SearchRunner:
         if metrics is None:  # no held-out tasks
             return
         self.tracker.log_metrics({f"meta_test/{k}": v for k, v in metrics.items()}, gen - 1)
+        if self.progress:
+            self.progress.meta_test(gen - 1, metrics)
         self.tracker.log_trial(f"mean@g{gen - 1:04d}", {"generation": gen - 1}, metrics,
                                tags={"metarl.trial": "mean-evaluation",
                                      "metarl.generation": str(gen - 1)})
