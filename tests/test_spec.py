@@ -99,3 +99,13 @@ def test_task_suite_reference_resolves_next_to_spec(tmp_path):
     assert spec.tasks.train[0].timesteps == 1024
     with pytest.raises(SpecError, match="task suite file 'tasks/other.toml' not found"):
         load_spec(write(tmp_path / "search", body.replace("mine", "other"), "b.toml"))
+
+
+def test_set_tasks_swaps_the_whole_suite_then_reaches_into_it():
+    spec = load_spec(ROOT / "search/lpo_classic.toml",
+                     ["tasks.train.0.timesteps=2048", "tasks=tasks/cartpole.toml"])
+    suite = load_task_suite(ROOT / "tasks/cartpole.toml")
+    assert [t.env for t in spec.tasks.train] == [t.env for t in suite.train]
+    assert spec.tasks.train[0].timesteps == 2048
+    with pytest.raises(SpecError, match="task suite file 'tasks/nope.toml' not found"):
+        load_spec(ROOT / "search/lpo_classic.toml", ["tasks=tasks/nope.toml"])

@@ -112,12 +112,16 @@ def _validate(model: type, data: dict[str, Any], source: str) -> Any:
 
 def load_spec_data(data: dict[str, Any], source: str, spec_path: Path | None = None,
                    overrides: list[str] | None = None) -> SearchSpec:
+    overrides = list(overrides or [])
+    # `--set tasks=FILE` swaps the whole suite, so it applies before the suite is inlined
+    swaps = [o for o in overrides if o.partition("=")[0].strip() == "tasks"]
+    data = apply_overrides(data, swaps)
     tasks = data.get("tasks")
     if isinstance(tasks, str):  # inline the suite first so that --set can reach into it
         suite_path = _resolve_tasks_ref(tasks, spec_path or Path(source))
         data["tasks"] = read_toml(suite_path)
         source = f"{source} (tasks from {suite_path})"
-    data = apply_overrides(data, list(overrides or []))
+    data = apply_overrides(data, [o for o in overrides if o not in swaps])
     return _validate(SearchSpec, data, source)
 
 
