@@ -213,15 +213,13 @@ class SearchRunner:
     def _meta_test(self, state: OuterState, gen: int) -> None:
         """Evaluate the search mean (e.g. on held-out tasks) as a child run every K gens."""
         every = self.spec.tracking.meta_test_every
-        meta_test = getattr(self.search.program, "meta_test", None)
+        meta_test = getattr(self.search.program, "meta_test", None)  # None: no held-out tasks
         due = gen >= self.spec.outer.generations or (every and gen % every == 0)
         if not due or meta_test is None or self.tracker is None:
             return
         # the same seeds at every meta-test: figures differ by the candidate, not by luck
         key = jax.random.fold_in(jax.random.PRNGKey(self.spec.seed), META_TEST_STREAM)
         metrics = meta_test(self._host_mean(state), key)
-        if metrics is None:  # no held-out tasks
-            return
         self.tracker.log_metrics({f"meta_test/{k}": v for k, v in metrics.items()}, gen - 1)
         if self.progress:
             self.progress.meta_test(gen - 1, metrics)

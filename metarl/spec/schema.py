@@ -151,7 +151,7 @@ class Tracking(Strict):
         "all", description="child runs: every candidate, or each generation's best only")
     meta_test_every: int = Field(
         0, ge=0, description="evaluate the search mean on held-out tasks every K generations "
-        "as a child run (0: never; update_rule searches)")
+        "and after the last, as a child run (0: after the last only)")
     meta_test_seeds: int = Field(
         4, gt=0, description="training seeds per held-out task in a meta-test; every "
         "meta-test and its baseline use the same seeds")
