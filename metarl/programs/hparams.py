@@ -54,13 +54,10 @@ class HParamSearch:
         """The search mean against the `[inner]` hyperparameters on the held-out tasks."""
         suite = SuiteEval(spec.tasks.held_out, meta_test_inner(spec), spec.outer.final_fraction,
                           where="tasks.held_out")
-
-        def returns(hparams: HParams, key: jax.Array) -> jax.Array:
-            return suite.returns(key, None, jax.tree.map(lambda x: x[None], hparams))[0]
-
         base = self.base.as_arrays()
-        return MetaTest(suite, jax.jit(lambda z, key: returns(self.to_hparams(z), key)),
-                        jax.jit(lambda key: returns(base, key)), "inner")
+        return MetaTest(
+            suite, jax.jit(lambda z, key: suite.candidate_returns(key, None, self.to_hparams(z))),
+            jax.jit(lambda key: suite.candidate_returns(key, None, base)), "inner")
 
     def initial_mean(self) -> dict[str, jax.Array]:
         return {name: jnp.zeros((), jnp.float32) for name in self.space}

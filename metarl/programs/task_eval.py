@@ -106,6 +106,12 @@ class SuiteEval:
                 for t, k in zip(self.tasks, keys, strict=True)]
         return jnp.stack(cols, axis=1)
 
+    def candidate_returns(self, key: jax.Array, meta_params: PyTree,
+                          hparams: HParams) -> jax.Array:
+        """One candidate's `(tasks,)` raw final returns: a population of one."""
+        meta_pop, hparams_pop = jax.tree.map(lambda x: x[None], (meta_params, hparams))
+        return self.returns(key, meta_pop, hparams_pop)[0]
+
     def curves(self, key: jax.Array, meta_params: PyTree, hparams: HParams) -> list[jax.Array]:
         """One candidate's `(seeds, updates)` return curves on every task."""
         keys = jax.random.split(key, len(self.tasks))

@@ -52,12 +52,8 @@ class UpdateRuleSearch:
         rule = SuiteEval(spec.tasks.held_out, inner, final, self.objective,
                          where="tasks.held_out")
         clip = SuiteEval(spec.tasks.held_out, inner, final, ppo_clip, where="tasks.held_out")
-        return MetaTest(
-            rule,
-            jax.jit(lambda params, key: rule.returns(
-                key, jax.tree.map(lambda x: x[None], params), hp, hparams_batched=False)[0]),
-            jax.jit(lambda key: clip.returns(key, None, jax.tree.map(lambda x: x[None], hp))[0]),
-            "ppo_clip")
+        return MetaTest(rule, jax.jit(lambda params, key: rule.candidate_returns(key, params, hp)),
+                        jax.jit(lambda key: clip.candidate_returns(key, None, hp)), "ppo_clip")
 
     def initial_mean(self) -> PyTree:
         if self._start is None:
