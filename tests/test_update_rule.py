@@ -148,3 +148,14 @@ def test_export_of_unknown_run_fails_cleanly(tmp_path):
     code, text = invoke(tmp_path, "export", "nope", "--tracking-uri",
                         f"sqlite:///{tmp_path}/x.db")
     assert code != 0 and "Traceback" not in text
+
+
+def test_meta_test_scores_its_own_window():
+    from metarl.programs.update_rule import UpdateRuleSearch
+
+    data = json.loads(json.dumps(SPEC))
+    data["tracking"]["meta_test_final_fraction"] = 1.0
+    program = UpdateRuleSearch(load_spec_data(data, "tiny_lpo"))
+    # 4 updates: fitness scores the last one (10%), the meta-test all four
+    assert program.suite.tasks[0].tail == 1
+    assert program.meta_test.suite.tasks[0].tail == 4

@@ -15,7 +15,7 @@ import numpy as np
 
 from metarl.outer.evolution import Evaluation
 from metarl.ppo import HParams
-from metarl.programs.meta_test import MetaTest, meta_test_inner
+from metarl.programs.meta_test import MetaTest, meta_test_inner, meta_test_window
 from metarl.programs.task_eval import SuiteEval
 from metarl.spec.schema import Range, SearchSpec
 
@@ -52,7 +52,7 @@ class HParamSearch:
 
     def _meta_test(self, spec: SearchSpec) -> MetaTest:
         """The search mean against the `[inner]` hyperparameters on the held-out tasks."""
-        suite = SuiteEval(spec.tasks.held_out, meta_test_inner(spec), spec.outer.final_fraction,
+        suite = SuiteEval(spec.tasks.held_out, meta_test_inner(spec), meta_test_window(spec),
                           where="tasks.held_out")
         base = self.base.as_arrays()
         return MetaTest(

@@ -21,6 +21,12 @@ def meta_test_inner(spec: SearchSpec) -> Inner:
     return spec.inner.model_copy(update={"seeds": spec.tracking.meta_test_seeds})
 
 
+def meta_test_window(spec: SearchSpec) -> float:
+    """The fraction of updates a meta-test scores: `tracking.meta_test_final_fraction`, or the
+    fitness window."""
+    return spec.tracking.meta_test_final_fraction or spec.outer.final_fraction
+
+
 class MetaTest:
     """Scores a candidate on a held-out suite and adds the baseline's figures and the ratio.
 

@@ -19,7 +19,7 @@ from metarl.learned import DriftObjective, make_objective, num_params, objective
 from metarl.learned.registry import MODULE_PREFIX
 from metarl.outer.evolution import Evaluation
 from metarl.ppo.objectives import ppo_clip
-from metarl.programs.meta_test import MetaTest, meta_test_inner
+from metarl.programs.meta_test import MetaTest, meta_test_inner, meta_test_window
 from metarl.programs.task_eval import SuiteEval
 from metarl.spec.schema import SearchSpec
 
@@ -42,13 +42,14 @@ class UpdateRuleSearch:
         else:
             self.objective = make_objective(rule.objective, **rule.settings)
         self.hparams = spec.inner.hparams()
-        final = spec.outer.final_fraction
-        self.suite = SuiteEval(spec.tasks.train, spec.inner, final, self.objective)
-        self.meta_test = None if not spec.tasks.held_out else self._meta_test(spec, final)
+        self.suite = SuiteEval(spec.tasks.train, spec.inner, spec.outer.final_fraction,
+                               self.objective)
+        self.meta_test = None if not spec.tasks.held_out else self._meta_test(spec)
 
-    def _meta_test(self, spec: SearchSpec, final: float) -> MetaTest:
+    def _meta_test(self, spec: SearchSpec) -> MetaTest:
         """The search mean against PPO-clip on the held-out tasks."""
         inner, hp = meta_test_inner(spec), self.hparams.as_arrays()
+        final = meta_test_window(spec)
         rule = SuiteEval(spec.tasks.held_out, inner, final, self.objective,
                          where="tasks.held_out")
         clip = SuiteEval(spec.tasks.held_out, inner, final, ppo_clip, where="tasks.held_out")

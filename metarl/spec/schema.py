@@ -155,6 +155,9 @@ class Tracking(Strict):
     meta_test_seeds: int = Field(
         4, gt=0, description="training seeds per held-out task in a meta-test; every "
         "meta-test and its baseline use the same seeds")
+    meta_test_final_fraction: float | None = Field(
+        None, gt=0, le=1, description="a meta-test scores the mean return over this last "
+        "fraction of updates (default: outer.final_fraction, the fitness window)")
 
 
 class Rule(Strict):
