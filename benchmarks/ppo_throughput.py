@@ -14,6 +14,7 @@ throughput with our PPO (continuous actions). Run from the repository root:
     python benchmarks/ppo_throughput.py            # full: 500k steps, 1 and 16 seeds, Brax
     python benchmarks/ppo_throughput.py --quick    # a smoke run of about two minutes
     python benchmarks/ppo_throughput.py --phases   # also: SGD epochs vs rollout, per update
+    python benchmarks/ppo_throughput.py --phases 1 16   # ... at 1 and at 16 seeds
 """
 
 from __future__ import annotations
@@ -126,18 +127,20 @@ def warm_up(log: Callable[[str], None]) -> None:
     log(f"  warm-up {time.perf_counter() - t0:.1f} s")
 
 
-def phases(timesteps: int, repeats: int, log: Callable[[str], None]) -> dict[str, tuple]:
-    """Where one update's time goes, 1 seed: both implementations compiled with 1 and with 4
-    epochs; the difference is 3 epochs of minibatch SGD, the rest is rollout, GAE and
-    bookkeeping. Returns `{impl: (ms per update, ms per SGD epoch, ms rollout and rest)}`."""
+def phases(timesteps: int, repeats: int, log: Callable[[str], None],
+           seeds: int = 1) -> dict[str, tuple]:
+    """Where one update's time goes, for `seeds` vmapped seeds: both implementations
+    compiled with 1 and with 4 epochs; the difference is 3 epochs of minibatch SGD, the rest
+    is rollout, GAE and bookkeeping. Returns `{impl: (ms per update, ms per SGD epoch,
+    ms rollout and rest)}`."""
     env = make("gymnax/CartPole-v1")
     key = jax.random.key(0)
     compiled, best = {}, {}
     for epochs in (1, 4):
         config = PPOConfig(total_timesteps=timesteps, update_epochs=epochs)
         ref_config = dict(reference_ppo.CONFIG, TOTAL_TIMESTEPS=timesteps, UPDATE_EPOCHS=epochs)
-        compiled[("ours", epochs)] = _compile(make_train(config, env), 1, key)[0]
-        compiled[("reference", epochs)] = _compile(reference_ppo.make_train(ref_config), 1,
+        compiled[("ours", epochs)] = _compile(make_train(config, env), seeds, key)[0]
+        compiled[("reference", epochs)] = _compile(reference_ppo.make_train(ref_config), seeds,
                                                    key)[0]
     for _ in range(repeats):
         for case, fn in compiled.items():
@@ -148,8 +151,8 @@ def phases(timesteps: int, repeats: int, log: Callable[[str], None]) -> dict[str
         per_epoch = (best[(name, 4)] - best[(name, 1)]) / 3 / updates * 1e3
         out[name] = (best[(name, 4)] / updates * 1e3, per_epoch,
                      best[(name, 1)] / updates * 1e3 - per_epoch)
-        log(f"  phases {name:9s} {out[name][0]:.2f} ms per update: SGD {out[name][1]:.2f} ms "
-            f"per epoch, rollout and rest {out[name][2]:.2f} ms")
+        log(f"  phases, {seeds} seeds, {name:9s} {out[name][0]:.2f} ms per update: SGD "
+            f"{out[name][1]:.2f} ms per epoch, rollout and rest {out[name][2]:.2f} ms")
     return out
 
 
@@ -202,9 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--brax-timesteps", type=int, default=16 * 32 * 30,
                         help="Brax inverted_pendulum env steps (default 15,360)")
     parser.add_argument("--skip-brax", action="store_true", help="leave out the Brax figure")
-    parser.add_argument("--phases", action="store_true",
-                        help="also split one update's time (1 seed) into SGD epochs and the "
-                             "rest, for both implementations")
+    parser.add_argument("--phases", type=int, nargs="*", metavar="SEEDS",
+                        help="also split one update's time into SGD epochs and the rest, "
+                             "for both implementations, at these seed counts (default 1)")
     parser.add_argument("--quick", action="store_true",
                         help="100k steps, 4 seeds, 2 repeats, 1 compile each, tiny Brax run")
     args = parser.parse_args(argv)
@@ -223,17 +226,19 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[int, dict[str, Result]] = {}
     for seeds in dict.fromkeys((1, args.seeds)):
         results[seeds] = compare(args.timesteps, seeds, args.repeats, args.compile_repeats, log)
-    split = phases(args.timesteps, args.repeats, log) if args.phases else None
+    phase_seeds = [] if args.phases is None else args.phases or [1]
+    splits = {n: phases(args.timesteps, args.repeats, log, n) for n in phase_seeds}
     brax = None if args.skip_brax else brax_throughput(args.brax_timesteps, 2, log)
 
     log("\nCartPole-v1, 4 envs x 128 steps, 4 epochs x 4 minibatches, 64-64 tanh MLPs "
         f"({args.timesteps:,} steps per seed)\n")
     log(format_table(results))
-    if split is not None:
-        log("\n| impl (1 seed) | ms per update | SGD ms per epoch | rollout and rest ms |\n"
-            "| :--- | ---: | ---: | ---: |")
-        for name, (total, sgd, rest) in split.items():
-            log(f"| {name} | {total:.2f} | {sgd:.2f} | {rest:.2f} |")
+    if splits:
+        log("\n| seeds | impl | ms per update | SGD ms per epoch | rollout and rest ms |\n"
+            "| ---: | :--- | ---: | ---: | ---: |")
+        for n, split in splits.items():
+            for name, (total, sgd, rest) in split.items():
+                log(f"| {n} | {name} | {total:.2f} | {sgd:.2f} | {rest:.2f} |")
     if brax is not None:
         log(f"\nBrax inverted_pendulum, our PPO, 16 envs x 32 steps, 1 seed, "
             f"{args.brax_timesteps:,} steps: {brax.steps_per_s:,.0f} env steps/s "
