@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from metarl.cli import main
 from metarl.programs.runner import Search, run_search
+from metarl.programs.update_rule import UpdateRuleSearch
 from metarl.spec import load_spec_data
 
 SPEC = {
@@ -151,8 +152,6 @@ def test_export_of_unknown_run_fails_cleanly(tmp_path):
 
 
 def test_meta_test_scores_its_own_window():
-    from metarl.programs.update_rule import UpdateRuleSearch
-
     data = json.loads(json.dumps(SPEC))
     data["tracking"]["meta_test_final_fraction"] = 1.0
     program = UpdateRuleSearch(load_spec_data(data, "tiny_lpo"))
