@@ -66,8 +66,12 @@ def test_search_tracks_drift_pictures_and_meta_tests(searched):
     # both meta-tests train on the same seeds, so PPO-clip's baseline is identical
     assert tests[0]["ppo_clip/return/lowg"] == tests[1]["ppo_clip/return/lowg"]
     for m in tests:
-        assert m["ratio_to_ppo_clip"] == pytest.approx(
-            m["normalised_return"] / m["ppo_clip/normalised_return"], rel=1e-6)
+        ref = m["ppo_clip/normalised_return"]
+        if ref > 0:
+            assert m["ratio_to_ppo_clip"] == pytest.approx(m["normalised_return"] / ref,
+                                                           rel=1e-6)
+        else:  # at this tiny budget PPO-clip may not beat a random policy: no ratio then
+            assert np.isnan(m["ratio_to_ppo_clip"])
 
 
 def test_export_reproduces_the_rule_and_rejects_tampering(searched, monkeypatch):

@@ -54,3 +54,15 @@ class Env(Protocol):
     def observation_space(self, params: PyTree) -> Space: ...
 
     def action_space(self, params: PyTree) -> Space: ...
+
+
+@runtime_checkable
+class ResetAheadEnv(Env, Protocol):
+    """An `Env` whose automatic reset can be drawn ahead: `step_with_reset(key, state, action,
+    params, reset)` is `step` continuing from `reset = reset(key', params)` where the episode
+    ends. A rollout then draws every step's reset in one batched call before its loop instead
+    of one small random draw inside every step; on the CPU, at 16 vmapped seeds, that in-loop
+    draw was the largest single operation of a CartPole rollout."""
+
+    def step_with_reset(self, key: jax.Array, state: PyTree, action: jax.Array,
+                        params: PyTree, reset: tuple[jax.Array, PyTree]) -> StepResult: ...

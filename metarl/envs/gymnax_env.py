@@ -55,10 +55,22 @@ class GymnaxEnv:
         return self._env.reset(key, params)
 
     def step(self, key: jax.Array, state: Any, action: jax.Array, params: Any) -> StepResult:
-        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action,
-                                                                          params)
-        return StepResult(obs, state, reward.astype(np.float32), terminated.astype(bool),
-                          truncated.astype(bool), info["final_observation"])
+        # gymnax's own key split, so this equals `gymnax`'s `step`
+        key_step, key_reset = jax.random.split(key)
+        return self.step_with_reset(key_step, state, action, params,
+                                    self._env.reset_env(key_reset, params))
+
+    def step_with_reset(self, key: jax.Array, state: Any, action: jax.Array, params: Any,
+                        reset: tuple[jax.Array, Any]) -> StepResult:
+        """`step`, continuing from `reset = (obs, state)` where the episode ends: what gymnax's
+        automatic reset does, with the reset drawn by the caller (see `ResetAheadEnv`)."""
+        obs, stepped, reward, terminated, _ = self._env.step_env(key, state, action, params)
+        truncated = self._env.is_truncated(stepped, params)
+        done = terminated | truncated
+        new_obs, new_state = jax.tree.map(lambda r, s: jax.lax.select(done, r, s), reset,
+                                          (obs, stepped))
+        return StepResult(new_obs, new_state, reward.astype(np.float32),
+                          terminated.astype(bool), truncated.astype(bool), obs)
 
     def observation_space(self, params: Any) -> Space:
         return _convert_space(self._env.observation_space(params))

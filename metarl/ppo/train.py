@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from metarl.envs.env import Env
+from metarl.envs.env import Env, ResetAheadEnv
 from metarl.envs.normalize import RunningStats, init_stats, normalize, update_stats
 from metarl.ppo.config import HParams, PPOConfig
 from metarl.ppo.mulhi import register_portable_mulhi
@@ -225,7 +225,12 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
                  meta_params: PyTree, obs_shape: tuple[int, ...],
                  flat_optimizer: bool) -> Callable:
     n_envs, n_steps, n_mb = config.num_envs, config.num_steps, config.num_minibatches
-    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    reset_ahead = isinstance(env, ResetAheadEnv)
+    if reset_ahead:
+        step_env = jax.vmap(env.step_with_reset, in_axes=(0, 0, 0, None, 0))
+        reset_envs = jax.vmap(jax.vmap(env.reset, in_axes=(0, None)), in_axes=(0, None))
+    else:
+        step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     obs_size, act_width = net.obs_size, (1 if net.discrete else net.action_dim)
     cols = _Columns(obs_size, act_width)
 
@@ -240,26 +245,32 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
         return obs.reshape(obs.shape[:-1] + obs_shape)
 
     # every random number of an update comes from one bulk draw of uint32 words: the env keys
-    # of all steps, the action noise of all steps and the minibatch shuffles
+    # of all steps (and their resets' keys), the action noise of all steps and the shuffles
     key_size = jax.random.key_data(jax.random.key(0, impl=_STEP_KEY_IMPL)).shape[-1]
-    key_words, noise_words = (n_steps, n_envs, key_size), (n_steps, n_envs, net.noise_words)
+    key_words = (n_steps, n_envs, (1 + reset_ahead) * key_size)
+    noise_words = (n_steps, n_envs, net.noise_words)
     perm_words = shuffle_words(config.update_epochs, config.batch_size)
     sizes = [math.prod(w) for w in (key_words, noise_words, perm_words)]
 
     def rollout(params: PyTree, stats: RunningStats, carry: tuple, key_bits: jax.Array,
                 noise_bits: jax.Array) -> tuple[tuple, Transition]:
-        xs = (jax.random.wrap_key_data(key_bits, impl=_STEP_KEY_IMPL),
-              net.noise_from_bits(noise_bits))
+        keys = jax.random.wrap_key_data(key_bits[..., :key_size], impl=_STEP_KEY_IMPL)
+        # the state every env would restart from at every step, drawn in one batched call
+        resets = (reset_envs(jax.random.wrap_key_data(key_bits[..., key_size:],
+                                                      impl=_STEP_KEY_IMPL), env_params)
+                  if reset_ahead else None)
+        xs = (keys, net.noise_from_bits(noise_bits), resets)
 
         def step(carry: tuple, x: tuple) -> tuple[tuple, Transition]:
             env_state, obs = carry
-            step_keys, noise = x
+            step_keys, noise, reset = x
             # only what acting needs happens per step: the actor's forward pass and the env.
             # Values, log-probabilities and episode returns are computed afterwards for the
             # whole rollout at once (same weights, so the same numbers), where they cost one
             # batched operation instead of `num_steps` small ones.
             action = net.sample_with_noise(net.policy(params, prep(stats, obs)), noise)
-            res = step_env(step_keys, env_state, net.env_action(action), env_params)
+            res = step_env(step_keys, env_state, net.env_action(action), env_params,
+                           *([reset] if reset_ahead else []))
             tr = Transition(obs, action, res.final_obs, res.reward, res.terminated,
                             res.truncated)
             return (res.state, res.obs), tr
