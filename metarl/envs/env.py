@@ -61,8 +61,9 @@ class ResetAheadEnv(Env, Protocol):
     """An `Env` whose automatic reset can be drawn ahead: `step_with_reset(key, state, action,
     params, reset)` is `step` continuing from `reset = reset(key', params)` where the episode
     ends. A rollout then draws every step's reset in one batched call before its loop instead
-    of one small random draw inside every step; on the CPU, at 16 vmapped seeds, that in-loop
-    draw was the largest single operation of a CartPole rollout."""
+    of one small random draw inside every step (gymnax computes a reset at every step anyway):
+    on the CPU that took a single-seed CartPole PPO update from 4.73 to 4.42 ms, at the cost
+    of holding `num_steps x num_envs` reset states."""
 
     def step_with_reset(self, key: jax.Array, state: PyTree, action: jax.Array,
                         params: PyTree, reset: tuple[jax.Array, PyTree]) -> StepResult: ...
