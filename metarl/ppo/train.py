@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from metarl.envs.env import Env, ResetAheadEnv
+from metarl.envs.env import Env, ResetAheadEnv, StepResult
 from metarl.envs.normalize import RunningStats, init_stats, normalize, update_stats
 from metarl.ppo.config import HParams, PPOConfig
 from metarl.ppo.mulhi import register_portable_mulhi
@@ -230,7 +230,11 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
         step_env = jax.vmap(env.step_with_reset, in_axes=(0, 0, 0, None, 0))
         reset_envs = jax.vmap(jax.vmap(env.reset, in_axes=(0, None)), in_axes=(0, None))
     else:
-        step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+        vmapped_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+        def step_env(keys: jax.Array, state: PyTree, action: jax.Array, params: PyTree,
+                     reset: None) -> StepResult:
+            return vmapped_step(keys, state, action, params)
     obs_size, act_width = net.obs_size, (1 if net.discrete else net.action_dim)
     cols = _Columns(obs_size, act_width)
 
@@ -269,8 +273,7 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
             # whole rollout at once (same weights, so the same numbers), where they cost one
             # batched operation instead of `num_steps` small ones.
             action = net.sample_with_noise(net.policy(params, prep(stats, obs)), noise)
-            res = step_env(step_keys, env_state, net.env_action(action), env_params,
-                           *([reset] if reset_ahead else []))
+            res = step_env(step_keys, env_state, net.env_action(action), env_params, reset)
             tr = Transition(obs, action, res.final_obs, res.reward, res.terminated,
                             res.truncated)
             return (res.state, res.obs), tr
