@@ -8,6 +8,7 @@ import pytest
 
 from metarl.envs import make
 from metarl.ppo import METRIC_NAMES, HParams, PPOConfig, make_train, ppo_clip
+from metarl.ppo.packing import Packer
 
 # 64 updates of 4 envs x 128 steps (~33k steps): enough for CartPole returns to rise far above
 # random (~22) while compiling quickly (no scan unrolling).
@@ -119,3 +120,22 @@ def test_portable_mulhi_is_bit_exact():
     y = jax.random.bits(jax.random.PRNGKey(1), (4096,), jnp.uint32)
     exact = (np.asarray(x).astype(np.uint64) * np.asarray(y).astype(np.uint64)) >> 32
     np.testing.assert_array_equal(np.asarray(mulhi_from_halves(x, y)), np.asarray(exact))
+
+
+def test_packer_round_trip_is_exact():
+    tree = {"x": jnp.array([[1.5, jnp.nan], [-0.0, jnp.inf]], jnp.float32),
+            "t": jnp.array([np.iinfo(np.int32).min, 7], jnp.int32),
+            "key": jnp.array([[np.iinfo(np.uint32).max, 3]] * 2, jnp.uint32),
+            "done": jnp.array([True, False]),
+            "grid": jnp.arange(2 * 3 * 2, dtype=jnp.uint8).reshape(2, 3, 2)}
+    packer = Packer(tree, batch_ndim=1)
+    packed = packer.pack(tree)
+    assert [p.dtype for p in packed] == [jnp.float32, jnp.int32]
+    assert [p.shape for p in packed] == [(2, 2), (2, 1 + 2 + 1 + 6)]
+    back = packer.unpack(packed)
+    for name, leaf in tree.items():
+        assert back[name].dtype == leaf.dtype and back[name].shape == leaf.shape
+        np.testing.assert_array_equal(np.asarray(back[name]), np.asarray(leaf))
+    assert np.signbit(np.asarray(back["x"])[1, 0])
+    with pytest.raises(TypeError, match="int64"):
+        Packer({"a": jax.ShapeDtypeStruct((2,), np.int64)}, batch_ndim=1)

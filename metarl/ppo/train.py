@@ -4,8 +4,8 @@ The structure follows PureJaxRL (Lu et al. 2022): the whole run is a `lax.scan` 
 each a scanned rollout, GAE and scanned minibatch epochs, so a run can be `jit`-ed and `vmap`-ed
 over seeds, hyperparameters and meta-parameters. Differences that make it faster: all epochs'
 minibatch permutations are drawn and gathered in one go and run as a single flat scan, per-step
-random keys are split once per rollout, scans are partly unrolled, and only per-update scalars
-leave the loop.
+random keys are split once per rollout, small env states travel through the rollout packed in
+one or two arrays, and only per-update scalars leave the loop.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from metarl.ppo.config import HParams, PPOConfig
 from metarl.ppo.mulhi import register_portable_mulhi
 from metarl.ppo.networks import ActorCritic, make_actor_critic
 from metarl.ppo.objectives import Objective, ObjectiveInputs, ppo_clip
+from metarl.ppo.packing import Packer, Unpacked
 
 PyTree = Any
 OptimizerArg = (optax.GradientTransformation
@@ -49,6 +50,7 @@ class Transition(NamedTuple):
 
     obs: jax.Array
     action: jax.Array
+    log_prob: jax.Array
     final_obs: jax.Array  # the true last observation of an episode that ended at this step
     reward: jax.Array
     terminated: jax.Array
@@ -259,26 +261,37 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
     def rollout(params: PyTree, stats: RunningStats, carry: tuple, key_bits: jax.Array,
                 noise_bits: jax.Array) -> tuple[tuple, Transition]:
         keys = jax.random.wrap_key_data(key_bits[..., :key_size], impl=_STEP_KEY_IMPL)
+        # for gymnax's small states, the carry (obs, env state), the resets and the
+        # transitions travel packed (see `Packer`): a few arrays per step instead of one per
+        # pytree leaf
+        packing = Packer if reset_ahead else Unpacked
+        packer = packing(carry, batch_ndim=1)
         # the state every env would restart from at every step, drawn in one batched call
-        resets = (reset_envs(jax.random.wrap_key_data(key_bits[..., key_size:],
-                                                      impl=_STEP_KEY_IMPL), env_params)
-                  if reset_ahead else None)
+        resets = (packer.pack(reset_envs(jax.random.wrap_key_data(
+            key_bits[..., key_size:], impl=_STEP_KEY_IMPL), env_params))
+            if reset_ahead else None)
         xs = (keys, net.noise_from_bits(noise_bits), resets)
+        out_packer = []  # the transition's layout, known once the step is traced
 
-        def step(carry: tuple, x: tuple) -> tuple[tuple, Transition]:
-            env_state, obs = carry
+        def step(packed: tuple, x: tuple) -> tuple[tuple, tuple]:
+            obs, env_state = packer.unpack(packed)
             step_keys, noise, reset = x
-            # only what acting needs happens per step: the actor's forward pass and the env.
-            # Values, log-probabilities and episode returns are computed afterwards for the
-            # whole rollout at once (same weights, so the same numbers), where they cost one
-            # batched operation instead of `num_steps` small ones.
-            action = net.sample_with_noise(net.policy(params, prep(stats, obs)), noise)
-            res = step_env(step_keys, env_state, net.env_action(action), env_params, reset)
-            tr = Transition(obs, action, res.final_obs, res.reward, res.terminated,
-                            res.truncated)
-            return (res.state, res.obs), tr
+            # only what acting needs happens per step: the actor's forward pass (whose
+            # log-probability is a few operations on logits at hand) and the env. Values and
+            # episode returns are computed afterwards for the whole rollout at once (same
+            # weights, so the same numbers): one batched operation instead of `num_steps`.
+            dist = net.policy(params, prep(stats, obs))
+            action = net.sample_with_noise(dist, noise)
+            res = step_env(step_keys, env_state, net.env_action(action), env_params,
+                           None if reset is None else packer.unpack(reset))
+            tr = Transition(obs, action, net.log_prob(dist, action), res.final_obs, res.reward,
+                            res.terminated, res.truncated)
+            if not out_packer:
+                out_packer.append(packing(tr, batch_ndim=1))
+            return packer.pack((res.obs, res.state)), out_packer[0].pack(tr)
 
-        return jax.lax.scan(step, carry, xs, unroll=config.rollout_unroll)
+        packed, traj = jax.lax.scan(step, packer.pack(carry), xs, unroll=config.rollout_unroll)
+        return packer.unpack(packed), out_packer[0].unpack(traj)
 
     def loss_fn(params: PyTree, mb: jax.Array, stats: RunningStats,
                 progress: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -316,27 +329,24 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
                 jnp.split(words, np.cumsum(sizes)[:-1]), (key_words, noise_words, perm_words),
                 strict=True))
         stats = state.obs_stats
-        (env_state, obs), traj = rollout(state.params, stats, (state.env_state, state.obs),
+        (obs, env_state), traj = rollout(state.params, stats, (state.obs, state.env_state),
                                          key_bits, noise_bits)
         reward = traj.reward
         truncated = traj.truncated.astype(jnp.float32)
         done = (traj.terminated | traj.truncated).astype(jnp.float32)
 
-        # the policy's log-probabilities and values of the rollout, and the bootstrap values of
-        # the last observation and (for time-limit truncations) of the true final observations
-        # of truncated episodes, in two batched forward passes
-        dist, value = net.apply(state.params, prep(stats, traj.obs.reshape((-1,) + obs_shape)))
-        actions = traj.action.reshape((config.batch_size,) + traj.action.shape[2:])
-        log_prob = net.log_prob(dist, actions).reshape(n_steps, n_envs)
-        value = value.reshape(n_steps, n_envs)
+        # the values of the rollout, and the bootstrap values of the last observation and
+        # (for time-limit truncations) of the true final observations of truncated episodes,
+        # in one batched forward pass
+        rows = [traj.obs.reshape((-1,) + obs_shape), obs]
         if config.bootstrap_truncated:
-            values = net.value(state.params, prep(stats, jnp.concatenate(
-                [traj.final_obs.reshape((-1,) + obs_shape), obs], 0)))
-            final_value = values[: config.batch_size].reshape(n_steps, n_envs)
-            last_value = values[config.batch_size:]
+            rows.append(traj.final_obs.reshape((-1,) + obs_shape))
+        values = net.value(state.params, prep(stats, jnp.concatenate(rows, 0)))
+        value = values[: config.batch_size].reshape(n_steps, n_envs)
+        last_value = values[config.batch_size: config.batch_size + n_envs]
+        if config.bootstrap_truncated:
+            final_value = values[config.batch_size + n_envs:].reshape(n_steps, n_envs)
             reward = reward + hp.gamma * final_value * truncated
-        else:
-            last_value = net.value(state.params, prep(stats, obs))
         adv = gae(value, reward, done, last_value, hp.gamma, hp.gae_lambda)
 
         # episode returns: a running sum of rewards that restarts after each episode end
@@ -355,7 +365,7 @@ def _make_update(config: PPOConfig, env: Env, net: ActorCritic, objective: Objec
         batch = jnp.concatenate([
             flat_obs(traj.obs), traj.action.reshape(n_steps, n_envs, act_width).astype(
                 jnp.float32),
-            jnp.stack([log_prob, value, adv, adv + value], -1)], -1)
+            jnp.stack([traj.log_prob, value, adv, adv + value], -1)], -1)
         batch = batch.reshape(config.batch_size, -1)
         perms = shuffles(perm_bits, config.update_epochs, config.batch_size)
         minibatches = batch[perms.reshape(-1)].reshape(
