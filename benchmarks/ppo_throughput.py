@@ -4,8 +4,9 @@ For 1 seed and for N `vmap`-ed seeds, and for each implementation, it measures
 
 * compile seconds: `jax.jit(f).lower(key).compile()` (tracing + lowering + XLA), best of
   `--compile-repeats`, ours and the reference alternating;
-* env steps/s: wall time of the compiled run (`block_until_ready`), best of `--repeats`,
-  ours and the reference alternating so that load from other processes hits both alike;
+* env steps/s: wall time of the compiled run (`block_until_ready`), best and median of
+  `--repeats` runs (`--single-repeats` for one seed), ours and the reference alternating
+  so that load from other processes hits both alike;
 * final return: mean episode return over the last 10% of updates, averaged over seeds;
 
 then prints a Markdown table with the ratios ours/reference, and Brax `inverted_pendulum`
@@ -45,8 +46,9 @@ FINAL_FRACTION = 0.1  # "final return" = mean over this last fraction of updates
 @dataclass
 class Result:
     compile_s: float
-    steps_per_s: float
+    steps_per_s: float  # best timed run
     final_return: float
+    median_steps_per_s: float = float("nan")
 
 
 def _ours_final_return(metrics: dict) -> float:
@@ -95,19 +97,20 @@ def compare(timesteps: int, seeds: int, repeats: int, compile_repeats: int,
             compile_s[name] = min(compile_s[name], dt)
             log(f"  [{seeds} seed(s)] {name:9s} compile {dt:6.2f} s")
 
-    run_s = {name: float("inf") for name in trains}
+    run_s: dict[str, list[float]] = {name: [] for name in trains}
     outputs: dict[str, Any] = {}
     for _ in range(repeats):
         for name in trains:
             outputs[name], dt = _timed_run(compiled[name], key)
-            run_s[name] = min(run_s[name], dt)
+            run_s[name].append(dt)
             log(f"  [{seeds} seed(s)] {name:9s} run     {dt:6.2f} s  "
                 f"({steps / dt:,.0f} steps/s)")
 
     finals = {"ours": _ours_final_return(outputs["ours"][1]),
               "reference": reference_ppo.final_return(outputs["reference"]["metrics"],
                                                       FINAL_FRACTION)}
-    return {name: Result(compile_s[name], steps / run_s[name], finals[name]) for name in trains}
+    return {name: Result(compile_s[name], steps / min(run_s[name]), finals[name],
+                         steps / float(np.median(run_s[name]))) for name in trains}
 
 
 def warm_up(log: Callable[[str], None]) -> None:
@@ -180,14 +183,16 @@ def _ratio(a: float, b: float) -> str:
 
 
 def format_table(results: dict[int, dict[str, Result]]) -> str:
-    lines = ["| seeds | impl | env steps/s | compile s | final return |",
-             "| ---: | :--- | ---: | ---: | ---: |"]
+    lines = ["| seeds | impl | env steps/s (best run) | median run | compile s | final return |",
+             "| ---: | :--- | ---: | ---: | ---: | ---: |"]
     for seeds, res in results.items():
         for name, r in res.items():
-            lines.append(f"| {seeds} | {name} | {r.steps_per_s:,.0f} | {r.compile_s:.1f} "
+            lines.append(f"| {seeds} | {name} | {r.steps_per_s:,.0f} "
+                         f"| {r.median_steps_per_s:,.0f} | {r.compile_s:.1f} "
                          f"| {r.final_return:.1f} |")
         o, ref = res["ours"], res["reference"]
         lines.append(f"| {seeds} | **ours/ref** | **{_ratio(o.steps_per_s, ref.steps_per_s)}** "
+                     f"| {_ratio(o.median_steps_per_s, ref.median_steps_per_s)} "
                      f"| **{_ratio(o.compile_s, ref.compile_s)}** "
                      f"| **{_ratio(o.final_return, ref.final_return)}** |")
     return "\n".join(lines)
@@ -199,7 +204,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="CartPole env steps per seed (default 500k)")
     parser.add_argument("--seeds", type=int, default=16,
                         help="number of vmapped seeds in the batched comparison (default 16)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per case, best kept")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs per case with --seeds seeds, best kept (default 3)")
+    parser.add_argument("--single-repeats", type=int, default=12,
+                        help="timed runs per case with 1 seed (default 12: these runs are "
+                             "short, and on a noisy machine 3 of them rarely include one "
+                             "undisturbed run of each implementation)")
     parser.add_argument("--compile-repeats", type=int, default=2,
                         help="compilations per case, best kept")
     parser.add_argument("--brax-timesteps", type=int, default=16 * 32 * 30,
@@ -213,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.timesteps, args.seeds = 100_000, 4
-        args.repeats, args.compile_repeats = 2, 1
+        args.repeats, args.single_repeats, args.compile_repeats = 2, 2, 1
         args.brax_timesteps = 16 * 32 * 10
 
     def log(msg: str) -> None:
@@ -225,7 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     warm_up(log)
     results: dict[int, dict[str, Result]] = {}
     for seeds in dict.fromkeys((1, args.seeds)):
-        results[seeds] = compare(args.timesteps, seeds, args.repeats, args.compile_repeats, log)
+        repeats = args.single_repeats if seeds == 1 else args.repeats
+        results[seeds] = compare(args.timesteps, seeds, repeats, args.compile_repeats, log)
     phase_seeds = [] if args.phases is None else args.phases or [1]
     splits = {n: phases(args.timesteps, args.repeats, log, n) for n in phase_seeds}
     brax = None if args.skip_brax else brax_throughput(args.brax_timesteps, 2, log)
