@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = PPOConfig(total_timesteps=2 * 32, num_envs=2, num_steps=16, update_epochs=1,
                  num_minibatches=2, rollout_unroll=1, minibatch_unroll=1)
 RULES = [LPO(), LPO(temporal=True, hidden_sizes=(16, 16)), DPO(alpha=1.5), PPOClip(),
-         MLPObjective(bound=0.5)]
+         MLPObjective(bound=0.5, base_clip_eps=0.25)]
 PROVENANCE = {"run_id": "0123abcd", "spec": "search/lpo.toml", "fitness": 0.8731,
               "note": 'quotes " and """ and a \\ backslash\nacross lines'}
 

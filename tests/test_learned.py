@@ -162,6 +162,12 @@ def test_init_starts_from_known_rules():
     mlp = MLPObjective()
     out = jax.jit(mlp)(inputs_for(ratio, adv, progress[0]), mlp.init(KEY))
     np.testing.assert_allclose(out, ratio * adv, rtol=1e-6)
+    # on a PPO-clip base (clip range 0.3, not the inputs' 0.2) the initial rule is PPO-clip
+    on_clip = MLPObjective(base_clip_eps=0.3)
+    inputs = inputs_for(ratio, adv, progress[0])
+    out = jax.jit(on_clip)(inputs, on_clip.init(KEY))
+    want = ppo_clip(inputs._replace(clip_eps=jnp.float32(0.3)))
+    np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-6)
 
 
 def test_general_objective_correction_is_bounded():
@@ -221,6 +227,8 @@ def test_registry_errors_list_the_choices():
         make_objective("lpo_temporal", temporal=False)
     with pytest.raises(ValueError, match="positive"):
         make_objective("lpo", hidden_sizes=[])
+    with pytest.raises(ValueError, match=r"base_clip_eps must be in \(0, 1\)"):
+        make_objective("learned_objective", base_clip_eps=1.5)
 
 
 def test_num_params_and_flatten():

@@ -157,8 +157,9 @@ def _rule_for(objective: LearnedObjective) -> _Rule:
             summary="Learned policy objective `learned_objective`, exported by metarl.",
             formula=("A tanh MLP g over per-sample features x = [r-1, log r, A, (r-1)A, "
                      "(log r)A, symlog(value_error), entropy, progress]:\n\n"
-                     "    policy_objective = r*A + bound * tanh(g(x) / bound)\n\n"
-                     "with bound from SETTINGS."),
+                     "    policy_objective = base(r, A) + bound * tanh(g(x) / bound)\n\n"
+                     "with bound from SETTINGS. base is r*A, or PPO-clip's min(r*A, "
+                     "clip(r, 1-eps, 1+eps)*A) where SETTINGS gives base_clip_eps = eps."),
             kernels=(mlp, objective_features, mlp_objective),
             wrappers=(
                 "def policy_objective(ratio, advantage, value_error, entropy, progress):\n"
@@ -171,7 +172,8 @@ def _rule_for(objective: LearnedObjective) -> _Rule:
                 "    of the broadcast shape. Use `loss = -policy_objective(...).mean()`.\n"
                 '    """\n'
                 "    return mlp_objective(_PARAMS, ratio, advantage, value_error, entropy,\n"
-                '                         progress, SETTINGS["bound"])\n'),
+                '                         progress, SETTINGS["bound"],\n'
+                '                         SETTINGS["base_clip_eps"])\n'),
             usage=("objective = rule.policy_objective(ratio, advantage, value_error, "
                    "entropy, progress)"),
         )
