@@ -15,6 +15,17 @@ benchmark's held-out window (0.1) side by side.
     python benchmarks/clip_sweep.py                       # search/lpo_classic.toml, 10 seeds
     python benchmarks/clip_sweep.py --clip 0.2 0.15 0.25 --seeds 40 --no-baselines
     python benchmarks/clip_sweep.py --set inner.lr=0.0025   # at another PPO learning rate
+
+Beyond the width, three hand-made shapes a learned rule could take (each `POS,NEG` or
+`START,END` pair one variant, compared with the first `--clip`):
+
+    python benchmarks/clip_sweep.py --clip 0.2 --seeds 40 --no-baselines --final-fraction 0.5 \
+        --asym 0.3,0.1 0.1,0.3 --anneal 0.3,0.1 0.1,0.3 --adv-weight 1.5,1 1,1.5
+
+`--asym` clips at POS where A > 0 and at NEG where A < 0; `--anneal` moves the clip range
+linearly from START to END over training (both signs); `--adv-weight` multiplies positive and
+negative advantages inside PPO-clip (an asymmetric step, which no LPO drift can express: the
+drift's gradient vanishes at r = 1).
 """
 
 from __future__ import annotations
@@ -42,6 +53,28 @@ def policy_clip(eps: float) -> Callable[[ObjectiveInputs, dict], jax.Array]:
     return objective
 
 
+def shaped_clip(pos: tuple[float, float], neg: tuple[float, float],
+                weight: tuple[float, float] = (1.0, 1.0)
+                ) -> Callable[[ObjectiveInputs, dict], jax.Array]:
+    """PPO-clip whose clip range moves linearly from `pos[0]` to `pos[1]` over training where
+    A > 0 (`neg` where A < 0), with positive and negative advantages weighted by `weight`."""
+    def objective(inputs: ObjectiveInputs, meta_params: dict) -> jax.Array:
+        r, a, n = inputs.ratio, inputs.advantage, inputs.progress
+        positive = a > 0
+        eps = jnp.where(positive, pos[0] + (pos[1] - pos[0]) * n, neg[0] + (neg[1] - neg[0]) * n)
+        a = a * jnp.where(positive, weight[0], weight[1])
+        return jnp.minimum(r * a, jnp.clip(r, 1.0 - eps, 1.0 + eps) * a)
+    return objective
+
+
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        first, second = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers as A,B, got {text!r}") from None
+    return first, second
+
+
 def window_scores(res: RuleResult, tasks: list[Task], fraction: float) -> np.ndarray:
     """`(seeds, tasks)` normalised mean returns over the last `fraction` of updates."""
     cols = []
@@ -62,6 +95,12 @@ def main() -> None:
                     help="score windows: mean return over this last fraction of updates")
     ap.add_argument("--no-baselines", action="store_true",
                     help="only the clip ranges: skip the unclipped surrogate and DPO")
+    ap.add_argument("--asym", type=_pair, nargs="+", default=[], metavar="POS,NEG",
+                    help="clip ranges for positive and negative advantages")
+    ap.add_argument("--anneal", type=_pair, nargs="+", default=[], metavar="START,END",
+                    help="clip range moving linearly over training")
+    ap.add_argument("--adv-weight", type=_pair, nargs="+", default=[], metavar="POS,NEG",
+                    help="weights of positive and negative advantages (clip 0.2)")
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="spec override, e.g. inner.lr=0.001")
     args = ap.parse_args()
@@ -71,6 +110,11 @@ def main() -> None:
     inner = spec.inner.model_copy(update={"seeds": args.seeds})
     hp = spec.inner.hparams()
     variants = [(f"ppo_clip {c}", policy_clip(c), {}) for c in args.clip]
+    variants += [(f"asym {p:g}/{n:g}", shaped_clip((p, p), (n, n)), {}) for p, n in args.asym]
+    variants += [(f"anneal {a:g}>{b:g}", shaped_clip((a, b), (a, b)), {})
+                 for a, b in args.anneal]
+    variants += [(f"adv-wt {p:g}/{n:g}", shaped_clip((0.2, 0.2), (0.2, 0.2), (p, n)), {})
+                 for p, n in args.adv_weight]
     if not args.no_baselines:
         dpo, lpo = make_objective("dpo"), make_objective("lpo")
         no_drift = jax.tree.map(lambda x: 0 * x, lpo.init(jax.random.PRNGKey(0)))
