@@ -12,7 +12,7 @@ correction is bounded by `bound` (1 by default, the scale of normalised advantag
 candidate can produce an unboundedly large loss term of its own. The output layer starts at
 zero, so the initial rule is the base: the unclipped surrogate `r*A` by default, or PPO-clip's
 `min(r*A, clip(r, 1-eps, 1+eps)*A)` with `base_clip_eps = eps`, which starts a search at PPO
-itself (the unclipped surrogate learns 7-13% worse than PPO-clip at lr 1e-3,
+itself (the unclipped surrogate learns 7% worse than PPO-clip at lr 1e-3,
 docs/benchmarks.md#update-rule-quality).
 
 Features (`x`): r-1, log r, A, (r-1)A, (log r)A, symlog(value_error), entropy, progress. The
