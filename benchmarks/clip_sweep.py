@@ -59,11 +59,11 @@ def shaped_clip(pos: tuple[float, float], neg: tuple[float, float],
     """PPO-clip whose clip range moves linearly from `pos[0]` to `pos[1]` over training where
     A > 0 (`neg` where A < 0), with positive and negative advantages weighted by `weight`."""
     def objective(inputs: ObjectiveInputs, meta_params: dict) -> jax.Array:
-        r, a, n = inputs.ratio, inputs.advantage, inputs.progress
+        a, n = inputs.advantage, inputs.progress
         positive = a > 0
         eps = jnp.where(positive, pos[0] + (pos[1] - pos[0]) * n, neg[0] + (neg[1] - neg[0]) * n)
         a = a * jnp.where(positive, weight[0], weight[1])
-        return jnp.minimum(r * a, jnp.clip(r, 1.0 - eps, 1.0 + eps) * a)
+        return ppo_clip(inputs._replace(advantage=a, clip_eps=eps))
     return objective
 
 
