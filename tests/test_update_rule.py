@@ -3,6 +3,7 @@
 import importlib.util
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from metarl.cli import main
+from metarl.learned import MLPObjective, ppo_clip_drift
+from metarl.programs.drift_plot import ADVANTAGES, RATIOS, drift_figure, implied_drift_grid
 from metarl.programs.runner import Search, run_search
 from metarl.programs.update_rule import UpdateRuleSearch
 from metarl.spec import load_spec_data
@@ -162,3 +165,14 @@ def test_meta_test_scores_its_own_window():
     # 4 updates: fitness scores the last one (10%), the meta-test all four
     assert program.suite.tasks[0].tail == 1
     assert program.meta_test.suite.tasks[0].tail == 4
+
+
+def test_general_objective_is_pictured_by_its_implied_drift():
+    rule = MLPObjective(hidden_sizes=(4,), base_clip_eps=0.2)
+    params = rule.init(jax.random.PRNGKey(0))
+    r, a = np.meshgrid(RATIOS, ADVANTAGES)
+    # a zero correction on a PPO-clip base: the picture is PPO-clip's drift
+    np.testing.assert_allclose(implied_drift_grid(rule, params, 0.5),
+                               ppo_clip_drift(r, a, 0.2), atol=1e-5)
+    fig = drift_figure(rule, params, "t")
+    assert len(fig.axes) == 6  # progress 0, 0.5, 1, each with its colour bar

@@ -1,4 +1,9 @@
-"""Heatmaps of a drift function over (ratio, advantage): watching a learned rule take shape."""
+"""Heatmaps of a drift function over (ratio, advantage): watching a learned rule take shape.
+
+A general objective (`learned_objective`) has no drift of its own; its picture is the drift it
+implies, `r*A - objective`, at value error 0 and a fixed entropy, which for a drift rule would
+be the drift itself (and for `learned_objective` on a PPO-clip base starts as PPO-clip's).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from metarl.learned import DriftObjective  # noqa: E402
+from metarl.learned import DriftObjective, LearnedObjective  # noqa: E402
+from metarl.ppo.objectives import ObjectiveInputs  # noqa: E402
 
 RATIOS = np.exp(np.linspace(np.log(0.5), np.log(2.0), 121))
 ADVANTAGES = np.linspace(-3.0, 3.0, 121)
+ENTROPY = 0.5  # where a general objective is pictured: about CartPole's early policies
 
 
 def drift_grid(objective: DriftObjective, meta_params: Any,
@@ -27,14 +34,27 @@ def drift_grid(objective: DriftObjective, meta_params: Any,
                                       jnp.asarray(a, jnp.float32), p))
 
 
-def drift_figure(objective: DriftObjective, meta_params: Any, title: str) -> Figure:
-    """One panel, or three (progress 0, 0.5, 1) for a temporally aware rule."""
-    temporal = bool(getattr(objective, "temporal", False))
+def implied_drift_grid(objective: LearnedObjective, meta_params: Any,
+                       progress: float) -> np.ndarray:
+    """`(advantages, ratios)` values of `r*A - objective` on the plotting grid, at value error
+    0 and entropy `ENTROPY`."""
+    r, a = (jnp.asarray(g, jnp.float32) for g in np.meshgrid(RATIOS, ADVANTAGES))
+    inputs = ObjectiveInputs(ratio=r, log_ratio=jnp.log(r), advantage=a,
+                             value_error=jnp.zeros_like(r), entropy=jnp.full_like(r, ENTROPY),
+                             progress=jnp.float32(progress), clip_eps=jnp.float32(0.2))
+    return np.asarray(r * a - objective(inputs, meta_params))
+
+
+def drift_figure(objective: LearnedObjective, meta_params: Any, title: str) -> Figure:
+    """One panel, or three (progress 0, 0.5, 1) for a rule that sees training progress."""
+    is_drift = isinstance(objective, DriftObjective)
+    temporal = bool(getattr(objective, "temporal", False)) or not is_drift
     progresses = [0.0, 0.5, 1.0] if temporal else [None]
     fig, axes = plt.subplots(1, len(progresses), figsize=(4.2 * len(progresses), 3.6),
                              dpi=100, squeeze=False)
     for ax, prog in zip(axes[0], progresses, strict=True):
-        grid = drift_grid(objective, meta_params, prog)
+        grid = (drift_grid(objective, meta_params, prog) if is_drift
+                else implied_drift_grid(objective, meta_params, prog))
         im = ax.pcolormesh(RATIOS, ADVANTAGES, grid, shading="auto", cmap="viridis")
         ax.axvline(1.0, color="w", lw=0.8, ls="--")
         ax.set_xscale("log")
@@ -42,6 +62,7 @@ def drift_figure(objective: DriftObjective, meta_params: Any, title: str) -> Fig
         ax.set_xlabel("ratio r")
         ax.set_ylabel("advantage A")
         ax.set_title(title if prog is None else f"{title}, progress {prog:.1f}", fontsize=9)
-        fig.colorbar(im, ax=ax, label="drift")
+        fig.colorbar(im, ax=ax, label="drift" if is_drift
+                     else f"r*A - objective (entropy {ENTROPY})")
     fig.tight_layout()
     return fig

@@ -83,9 +83,8 @@ class UpdateRuleSearch:
         return {}
 
     def figures(self, mean: PyTree, generation: int) -> dict[str, Figure]:
-        if not isinstance(self.objective, DriftObjective):
-            return {}
         from metarl.programs.drift_plot import drift_figure
 
-        fig = drift_figure(self.objective, mean, f"mean drift, generation {generation}")
+        what = "drift" if isinstance(self.objective, DriftObjective) else "implied drift"
+        fig = drift_figure(self.objective, mean, f"mean {what}, generation {generation}")
         return {f"drift/gen_{generation:05d}.png": fig}
