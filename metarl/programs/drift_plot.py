@@ -41,6 +41,7 @@ def implied_drift_grid(objective: LearnedObjective, meta_params: Any,
     r, a = (jnp.asarray(g, jnp.float32) for g in np.meshgrid(RATIOS, ADVANTAGES))
     inputs = ObjectiveInputs(ratio=r, log_ratio=jnp.log(r), advantage=a,
                              value_error=jnp.zeros_like(r), entropy=jnp.full_like(r, ENTROPY),
+                             # PPO's default, for objectives that read the hyperparameter
                              progress=jnp.float32(progress), clip_eps=jnp.float32(0.2))
     return np.asarray(r * a - objective(inputs, meta_params))
 

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from matplotlib.figure import Figure
 
-from metarl.learned import DriftObjective, make_objective, num_params, objective_settings
+from metarl.learned import make_objective, num_params, objective_settings
 from metarl.learned.registry import MODULE_PREFIX
 from metarl.outer.evolution import Evaluation
 from metarl.ppo.objectives import ppo_clip
@@ -85,6 +85,6 @@ class UpdateRuleSearch:
     def figures(self, mean: PyTree, generation: int) -> dict[str, Figure]:
         from metarl.programs.drift_plot import drift_figure
 
-        what = "drift" if isinstance(self.objective, DriftObjective) else "implied drift"
-        fig = drift_figure(self.objective, mean, f"mean {what}, generation {generation}")
+        # the colour bar says whether it is the drift or the drift a general objective implies
+        fig = drift_figure(self.objective, mean, f"mean rule, generation {generation}")
         return {f"drift/gen_{generation:05d}.png": fig}
