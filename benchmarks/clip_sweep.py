@@ -42,6 +42,7 @@ from metarl.learned import make_objective
 from metarl.ppo.objectives import ObjectiveInputs, ppo_clip
 from metarl.programs.evaluation import RuleResult, evaluate_rules
 from metarl.programs.stats import iqm, ratio_ci
+from metarl.programs.task_eval import normalise_return, tail_mean
 from metarl.spec import load_spec
 from metarl.spec.schema import Task
 
@@ -77,13 +78,8 @@ def _pair(text: str) -> tuple[float, float]:
 
 def window_scores(res: RuleResult, tasks: list[Task], fraction: float) -> np.ndarray:
     """`(seeds, tasks)` normalised mean returns over the last `fraction` of updates."""
-    cols = []
-    for task in tasks:
-        curves = res.curves[task.label]
-        mean = curves[:, -max(1, round(curves.shape[1] * fraction)):].mean(1)
-        lo, hi = task.return_range or (0.0, 1.0)
-        cols.append((mean - lo) / (hi - lo))
-    return np.stack(cols, 1)
+    return np.stack([normalise_return(task, tail_mean(res.curves[task.label], fraction))
+                     for task in tasks], 1)
 
 
 def main() -> None:

@@ -41,6 +41,25 @@ def sample_value(key: jax.Array, spec: float | int | bool | Range) -> jax.Array 
     return spec.low + u * (spec.high - spec.low)
 
 
+def tail_length(num_updates: int, final_fraction: float) -> int:
+    """Updates in the score window of fitness and evaluation alike: the last
+    `final_fraction` of them, at least one."""
+    return max(1, round(num_updates * final_fraction))
+
+
+def tail_mean(curves: jax.Array, final_fraction: float) -> jax.Array:
+    """Mean of `curves` (`(..., updates)`) over the score window."""
+    return curves[..., -tail_length(curves.shape[-1], final_fraction):].mean(-1)
+
+
+def normalise_return(task: Task, ret: jax.Array) -> jax.Array:
+    """`ret` mapped by the task's `return_range` onto [0, 1] (unchanged without one)."""
+    if task.return_range is None:
+        return ret
+    lo, hi = task.return_range
+    return (ret - lo) / (hi - lo)
+
+
 class TaskEval:
     """One task: env, compiled-once PPO, env-param distribution, return normaliser."""
 
@@ -55,7 +74,7 @@ class TaskEval:
         self.config = ppo_config(inner, task.timesteps)
         self.seeds = inner.seeds
         self.train = make_train(self.config, self.env, objective=objective)
-        self.tail = max(1, round(self.config.num_updates * final_fraction))
+        self.tail = tail_length(self.config.num_updates, final_fraction)
 
     def sample_env_params(self, key: jax.Array) -> PyTree:
         keys = jax.random.split(key, max(1, len(self.task.env_params)))
@@ -76,10 +95,7 @@ class TaskEval:
         return self.curves(key, meta_params, hparams)[:, -self.tail:].mean()
 
     def normalise(self, ret: jax.Array) -> jax.Array:
-        if self.task.return_range is None:
-            return ret
-        lo, hi = self.task.return_range
-        return (ret - lo) / (hi - lo)
+        return normalise_return(self.task, ret)
 
 
 class SuiteEval:
