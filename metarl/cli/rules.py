@@ -114,8 +114,8 @@ def _print_table(results: dict, ratios: dict, generation: int) -> None:  # noqa:
     table.add_row("[bold]IQM normalised", *cells)
     Console().print(table)
     for name, (m, lo, hi) in ratios.items():
-        Console().print(f"learned / {name} normalised IQM: {m:.3f} [{lo:.3f}, {hi:.3f}] "
-                        "(paired 95% CI)")
+        Console().print(f"learned / {name} IQM: {m:.3f} [{lo:.3f}, {hi:.3f}] "
+                        "(paired bootstrap 95% CI)")
 
 
 def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: str,  # noqa: ANN001
