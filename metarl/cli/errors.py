@@ -7,19 +7,10 @@ from typing import Any, NoReturn
 
 import click
 
-from metarl.envs.registry import EnvParamError, UnknownEnvError
-from metarl.outer.checkpoint import CheckpointError
-from metarl.spec.loader import SpecError
-from metarl.tracking import TrackingUnavailable
-
-# exit status 2 is click's own for usage errors; bad specs are usage errors too
-USER_ERRORS: dict[type[BaseException], int] = {
-    SpecError: 2, UnknownEnvError: 2, EnvParamError: 2, TrackingUnavailable: 1,
-    CheckpointError: 1,
-}
+from metarl.errors import UserError
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
+def fail(message: str, code: int = 2) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
 
@@ -30,5 +21,5 @@ class FriendlyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except tuple(USER_ERRORS) as err:
-            fail(str(err), USER_ERRORS[type(err)])
+        except UserError as err:
+            fail(str(err), err.exit_code)

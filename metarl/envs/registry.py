@@ -10,14 +10,15 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from metarl.envs.env import Env
+from metarl.errors import UserError
 from metarl.envs.gymnax_env import GYMNAX_IDS, GymnaxEnv
 
 
-class UnknownEnvError(ValueError):
+class UnknownEnvError(UserError, ValueError):
     """An environment name that is not registered; the message lists the closest names."""
 
 
-class EnvParamError(ValueError):
+class EnvParamError(UserError, ValueError):
     """An environment parameter that the environment does not have, or a wrong value."""
 
 

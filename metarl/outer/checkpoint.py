@@ -11,11 +11,15 @@ from typing import Any
 import jax
 import numpy as np
 
+from metarl.errors import UserError
+
 PyTree = Any
 
 
-class CheckpointError(RuntimeError):
-    pass
+class CheckpointError(UserError, RuntimeError):
+    """A checkpoint that is missing, unreadable or from another spec."""
+
+    exit_code = 1
 
 
 def save_checkpoint(path: str | Path, state: PyTree, host: dict[str, Any]) -> Path:

@@ -15,10 +15,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from metarl.envs.registry import EnvParamError, UnknownEnvError
+from metarl.errors import UserError
 from metarl.spec.schema import SearchSpec, TaskSuite
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A spec that cannot be used; the message is meant for the user as it is."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from metarl.errors import UserError
+
 DEFAULT_FIX = (
     "Start a tracking server with `mlflow/serve.sh` (see mlflow/README.md), or choose another "
     "store with --tracking-uri or the MLFLOW_TRACKING_URI environment variable "
@@ -9,8 +11,10 @@ DEFAULT_FIX = (
 )
 
 
-class TrackingUnavailable(RuntimeError):
+class TrackingUnavailable(UserError, RuntimeError):
     """The MLflow store named by `uri` cannot be used; the message says why and how to fix it."""
+
+    exit_code = 1  # the spec was fine; the store was not
 
     def __init__(self, uri: str, problem: str, fix: str = DEFAULT_FIX) -> None:
         self.uri = uri
