@@ -79,15 +79,10 @@ def test_unreachable_server_stops_before_computing(tmp_path):
     assert code == 1 and "127.0.0.1:9" in out and "Traceback" not in out
 
 
-def test_runs_list_on_empty_store(tmp_path):
+def test_runs_list_on_a_store_that_does_not_exist_creates_none(tmp_path):
     code, out = cli("runs", "list", "--tracking-uri", f"sqlite:///{tmp_path}/empty.db")
-    assert code == 0 and "run id" in out
-
-
-def test_resume_unknown_run(tmp_path):
-    code, out = cli("search", "resume", "deadbeef", "--tracking-uri",
-                    f"sqlite:///{tmp_path}/empty.db")
-    assert code == 1 and "cannot resume run 'deadbeef'" in out
+    assert code == 0 and "no search runs" in out
+    assert not (tmp_path / "empty.db").exists()
 
 
 KILL_SPEC = """

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +17,25 @@ def test_registry_lists_gymnax_and_brax_names():
                  "gymnax/SpaceInvaders-MinAtar", "gymnax/BernoulliBandit-misc", "brax/ant",
                  "brax/inverted_pendulum"):
         assert name in names
+
+
+def test_static_names_match_the_libraries():
+    """metarl lists env names without importing gymnax or brax; they must stay in step."""
+    import gymnax
+    from brax import envs as brax_envs
+
+    from metarl.envs.names import BRAX_NAMES, GYMNAX_IDS
+
+    assert set(GYMNAX_IDS) <= set(gymnax.registered_envs)
+    # brax has no public listing; its registry dict is what get_environment reads
+    assert sorted(BRAX_NAMES) == sorted(brax_envs._envs)
+
+
+def test_listing_names_imports_no_jax():
+    code = ("import sys; from metarl.envs import list_envs, check_env_name; "
+            "check_env_name('gymnax/CartPole-v1'); assert len(list_envs()) > 30; "
+            "assert 'jax' not in sys.modules, 'jax imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_unknown_name_lists_closest():

@@ -32,3 +32,10 @@ def test_ratio_ci_refuses_unpaired_scores_and_a_non_positive_baseline():
     with pytest.raises(ValueError, match="equal shapes"):
         ratio_ci(np.ones((4, 2)), np.ones((5, 2)))
     assert all(np.isnan(ratio_ci(np.ones((4, 2)), -np.ones((4, 2)))))
+
+
+def test_one_run_per_task_has_no_confidence_interval():
+    one = np.array([[0.7, 0.9]])
+    assert all(np.isnan(bootstrap_ci(one)))
+    ratio, lo, hi = ratio_ci(one, one * 0.5)
+    assert ratio == 2.0 and np.isnan(lo) and np.isnan(hi)

@@ -36,15 +36,22 @@ def enable_compilation_cache() -> None:
     """Reuse compiled searches across launches (a resumed search skips most compiling);
     JAX_COMPILATION_CACHE_DIR chooses the folder, an empty value turns it off."""
     import os
+    import sys
 
     folder = os.environ.get("JAX_COMPILATION_CACHE_DIR",
                             os.path.join(os.path.expanduser("~"), ".cache", "metarl", "jax"))
     if not folder:
         return
+    settings = {"jax_compilation_cache_dir": folder,
+                "jax_persistent_cache_min_compile_time_secs": 1.0}
+    if "jax" not in sys.modules:  # jax reads these when it is imported: listings stay fast
+        for name, value in settings.items():
+            os.environ.setdefault(name.upper(), str(value))
+        return
     import jax
 
-    jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    for name, value in settings.items():
+        jax.config.update(name, value)
 
 
 for group in (search, runs, envs, tasks):

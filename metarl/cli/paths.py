@@ -6,6 +6,8 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+from metarl.errors import UserError
+
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,13 +33,21 @@ def shipped_specs(name: str) -> Iterator[tuple[str, dict]]:
             yield str(path.relative_to(folder.parent)), data
 
 
-def find_spec(path: str, folder: str) -> Path:
-    """`path` as given, or a bare name looked up in the shipped folders."""
-    p = Path(path)
-    if p.is_file():
-        return p
-    for base in spec_folders(folder):
-        for cand in (base / path, base / f"{path}.toml"):
-            if cand.is_file():
-                return cand
-    return p  # let the loader report it missing
+def find_spec(given: str, folder: str) -> Path:
+    """`given` as a path, else a shipped spec by name (`quickstart`, `quickstart.toml`) or by
+    the path `metarl search list` shows (`search/quickstart.toml`), from any working folder.
+    Raises a `UserError` that lists every place it looked."""
+    path = Path(given).expanduser()
+    if path.is_file():
+        return path
+    tried = [path]
+    if not path.is_absolute():
+        for base in spec_folders(folder):
+            tried += [base / given, base / f"{given}.toml", base.parent / given]
+    for cand in tried[1:]:
+        if cand.is_file():
+            return cand
+    kind = "task suite" if folder == "tasks" else "spec"
+    looked = ", ".join(dict.fromkeys(str(p) for p in tried))
+    raise UserError(f"{given}: no such {kind} file (looked at {looked}); "
+                    f"`metarl {folder} list` shows the shipped ones")

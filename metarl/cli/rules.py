@@ -6,8 +6,6 @@ import tempfile
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from metarl.cli.errors import fail
 from metarl.cli.paths import find_spec
@@ -15,13 +13,26 @@ from metarl.cli.paths import find_spec
 TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
 
 
+BASELINES = ("ppo_clip", "dpo")  # closed-form rules: nothing to search, nothing to load
+
+
+def _store(tracking_uri: str | None) -> str:
+    from metarl.tracking import check_tracking_uri, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_uri(uri)
+    return uri
+
+
 def _update_rule_candidates(run_id: str, uri: str, generation: int | None):  # noqa: ANN202
     from metarl.programs.candidates import load_candidates
+    from metarl.tracking import resolve_run_id
 
+    run_id = resolve_run_id(uri, run_id)
     try:
         cands = load_candidates(run_id, uri, generation)
     except FileNotFoundError as err:
-        fail(f"run {run_id!r} not found in {uri}: {err}")
+        fail(f"run {run_id!r} has no stored spec in {uri}: {err}")
     if cands.search.spec.kind != "update_rule":
         fail(f"run {run_id} is a {cands.search.spec.kind!r} search; `evaluate` and `export` "
              "take update_rule searches")
@@ -33,13 +44,14 @@ def _update_rule_candidates(run_id: str, uri: str, generation: int | None):  # n
 @click.option("--tasks", "tasks_file", default=None, metavar="SUITE",
               help="Task suite (tasks/*.toml); all its tasks are evaluated. Default: the "
               "search's own held-out tasks, else its training tasks.")
-@click.option("--seeds", default=10, show_default=True, help="Training runs per rule and task.")
+@click.option("--seeds", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Training runs per rule and task (2 or more for confidence intervals).")
 @click.option("--which", type=click.Choice(["mean", "best"]), default="mean",
               show_default=True, help="The search mean, or the best candidate evaluated.")
-@click.option("--generation", type=int, default=None,
+@click.option("--generation", type=click.IntRange(min=0), default=None,
               help="Use the checkpoint after this many generations (default: the last).")
 @click.option("--baselines", default="ppo_clip,dpo", show_default=True,
-              help="Comma-separated closed-form rules to compare with.")
+              help=f"Comma-separated closed-form rules to compare with ({', '.join(BASELINES)}).")
 @click.option("--final-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Score a run by its mean return over this last fraction of updates "
               "(default: the search's outer.final_fraction).")
@@ -58,15 +70,15 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
     from metarl.programs.evaluation import evaluate_rules
     from metarl.programs.stats import ratio_ci
     from metarl.spec import load_task_suite
-    from metarl.tracking import check_tracking_uri, resolve_tracking_uri
 
-    uri = resolve_tracking_uri(tracking_uri)
-    check_tracking_uri(uri)
+    names = _baseline_names(baselines)
+    suite_path = find_spec(tasks_file, "tasks") if tasks_file else None
+    suite = load_task_suite(suite_path) if suite_path else None
+    uri = _store(tracking_uri)
     cands = _update_rule_candidates(run_id, uri, generation)
+    run_id = cands.run_id
     spec, program = cands.search.spec, cands.search.program
-    if tasks_file:
-        suite_path = find_spec(tasks_file, "tasks")
-        suite = load_task_suite(suite_path)
+    if suite is not None:
         tasks = [*suite.train, *suite.held_out]
         batch = spec.inner.num_envs * spec.inner.num_steps
         for where, task in suite.shorter_than(batch)[:1]:
@@ -77,7 +89,7 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
         tasks = list(spec.tasks.held_out or spec.tasks.train)
     learned = cands.mean if which == "mean" else cands.best
     rules = {f"learned ({which})": (program.objective, learned)}
-    for name in [b.strip() for b in baselines.split(",") if b.strip()]:
+    for name in names:
         objective = make_objective(name)
         rules[name] = (objective, objective.init(None))
     inner = spec.inner.model_copy(update={"seeds": seeds})
@@ -93,29 +105,53 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
                     fraction)
 
 
+def _baseline_names(baselines: str) -> list[str]:
+    names = [b.strip() for b in baselines.split(",") if b.strip()]
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        fail(f"--baselines: unknown rule(s) {', '.join(map(repr, unknown))}; allowed: "
+             f"{', '.join(BASELINES)} (comma-separated, or '' for none)")
+    return list(dict.fromkeys(names))
+
+
+def _interval(lo: float, hi: float, digits: int) -> str:
+    import math
+
+    if math.isnan(lo) or math.isnan(hi):
+        return "[no CI]"
+    return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 def _print_table(results: dict, ratios: dict, generation: int) -> None:  # noqa: ANN001
+    from rich.console import Console
+    from rich.table import Table
+
+    from metarl.programs.stats import bootstrap_ci
+
     # the CI goes under the mean so that a row of three rules fits an 80-column terminal
     table = Table("task", *results, title=f"final return, mean and [95% CI] (generation "
                   f"{generation})")
-    from metarl.programs.stats import bootstrap_ci
-
     first = next(iter(results.values()))
     for task in first.final:
         cells = []
         for res in results.values():
             f = res.final[task]
             lo, hi = bootstrap_ci(f, statistic=lambda s: float(s.mean()))
-            cells.append(f"{f.mean():.1f}\n[{lo:.1f}, {hi:.1f}]")
+            cells.append(f"{f.mean():.1f}\n{_interval(lo, hi, 1)}")
         table.add_row(task, *cells)
     cells = []
     for res in results.values():
         m, lo, hi = res.iqm()
-        cells.append(f"{m:.3f}\n[{lo:.3f}, {hi:.3f}]")
+        cells.append(f"{m:.3f}\n{_interval(lo, hi, 3)}")
     table.add_row("[bold]IQM normalised", *cells)
-    Console().print(table)
+    out = Console()
+    out.print(table)
     for name, (m, lo, hi) in ratios.items():
-        Console().print(f"learned / {name} IQM: {m:.3f} [{lo:.3f}, {hi:.3f}] "
-                        "(paired bootstrap 95% CI)")
+        out.print(f"learned / {name} IQM: {m:.3f} {_interval(lo, hi, 3)} "
+                  "(paired bootstrap 95% CI)")
+    if len(first.scores()) < 2:
+        out.print("no confidence intervals: a bootstrap over one seed per task has nothing "
+                  "to resample; run with --seeds 2 or more")
 
 
 def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: str,  # noqa: ANN001
@@ -126,6 +162,7 @@ def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: s
     from metarl.programs.evaluation import curves_figure
 
     client = MlflowClient(uri)
+    log_metric = _finite_logger(client)
     parent = client.get_run(run_id)
     child = client.create_run(parent.info.experiment_id, tags={
         "mlflow.parentRunId": run_id, "mlflow.runName": f"evaluate-{which}-g{generation}",
@@ -138,18 +175,29 @@ def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: s
     for name, res in results.items():
         key = name.split(" ")[0]
         m, lo, hi = res.iqm()
-        client.log_metric(cid, f"{key}/iqm", m)
-        client.log_metric(cid, f"{key}/iqm_ci_low", lo)
-        client.log_metric(cid, f"{key}/iqm_ci_high", hi)
+        log_metric(cid, f"{key}/iqm", m)
+        log_metric(cid, f"{key}/iqm_ci_low", lo)
+        log_metric(cid, f"{key}/iqm_ci_high", hi)
         for task, f in res.final.items():
-            client.log_metric(cid, f"{key}/return/{task}", float(f.mean()))
+            log_metric(cid, f"{key}/return/{task}", float(f.mean()))
     for name, (m, lo, hi) in ratios.items():
         for suffix, v in (("", m), ("_ci_low", lo), ("_ci_high", hi)):
-            client.log_metric(cid, f"ratio_to_{name}{suffix}", v)
+            log_metric(cid, f"ratio_to_{name}{suffix}", v)
     fig = curves_figure(results, f"run {run_id[:8]}: {which} rule vs baselines")
     client.log_figure(cid, fig, "learning_curves.png")
     client.set_terminated(cid)
     click.echo(f"logged as run {cid} under search {run_id}", err=True)
+
+
+def _finite_logger(client):  # noqa: ANN001, ANN202
+    """`client.log_metric` that leaves out NaN (a CI that could not be computed)."""
+    import math
+
+    def log_metric(run_id: str, key: str, value: float) -> None:
+        if not math.isnan(value):
+            client.log_metric(run_id, key, value)
+
+    return log_metric
 
 
 @click.command("export")
@@ -158,7 +206,7 @@ def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: s
               "<spec name>_rule.py).")
 @click.option("--which", type=click.Choice(["mean", "best"]), default="mean",
               show_default=True)
-@click.option("--generation", type=int, default=None,
+@click.option("--generation", type=click.IntRange(min=0), default=None,
               help="Use the checkpoint after this many generations (default: the last).")
 @click.option("--symbolic/--no-symbolic", default=True, show_default=True,
               help="Also fit and write a closed-form approximation `drift_symbolic`.")
@@ -173,11 +221,10 @@ def export(run_id: str, output: str | None, which: str, generation: int | None,
       python -c "import my_rule; print(my_rule.drift(1.2, 0.5))"
     """
     from metarl.export import write_module
-    from metarl.tracking import check_tracking_uri, resolve_tracking_uri
 
-    uri = resolve_tracking_uri(tracking_uri)
-    check_tracking_uri(uri)
+    uri = _store(tracking_uri)
     cands = _update_rule_candidates(run_id, uri, generation)
+    run_id = cands.run_id
     program = cands.search.program
     params = cands.mean if which == "mean" else cands.best
     path = Path(output or f"{cands.search.spec.name}_rule.py")

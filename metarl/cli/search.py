@@ -6,18 +6,14 @@ import sys
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from metarl.cli.errors import fail
 from metarl.cli.paths import find_spec, shipped_specs
-from metarl.cli.progress import SearchProgress
-from metarl.envs import EnvParamError
-from metarl.spec import SearchSpec, SpecError, load_spec, spec_hash
-from metarl.tracking import resolve_tracking_uri
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the heavy modules load when a command runs, so --help answers at once
+    from rich.console import Console
+
     from metarl.programs.runner import SearchResult
+    from metarl.spec import SearchSpec
 
 TRACKING_HELP = ("MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                  "sqlite:///mlflow.db in the working directory).")
@@ -33,12 +29,13 @@ def search() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a spec field, e.g. --set outer.population_size=32 (repeatable).")
 @click.option("--tracking-uri", default=None, help=TRACKING_HELP)
-@click.option("--dry-run", is_flag=True, help="Validate the spec and show the plan; compute "
-              "nothing, log nothing.")
+@click.option("--dry-run", is_flag=True, help="Validate the spec (env names and env params "
+              "included) and show the plan; compute nothing, run nothing, log nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run_cmd(spec_file: str, overrides: tuple[str, ...], tracking_uri: str | None,
             dry_run: bool, quiet: bool) -> None:
-    """Launch the search described by SPEC (a TOML file or a shipped spec name).
+    """Launch the search described by SPEC (a TOML file, a shipped spec's name, or the path
+    `metarl search list` shows).
 
     \b
     Examples:
@@ -47,24 +44,25 @@ def run_cmd(spec_file: str, overrides: tuple[str, ...], tracking_uri: str | None
       metarl search run search/quickstart.toml --tracking-uri http://127.0.0.1:5000
       metarl search run search/quickstart.toml --dry-run
     """
-    from metarl.outer.sharding import maybe_initialize_distributed
-    from metarl.programs.runner import Search, run_search
+    from metarl.spec import load_spec
+    from metarl.tracking import check_tracking_uri, resolve_tracking_uri
 
     path = find_spec(spec_file, "search")
     spec = load_spec(path, list(overrides))
-    console = Console(stderr=True)
-    _print_plan(console, spec)
-    try:  # builds the envs, so env-param mistakes surface here, before any run exists
-        search = Search(spec)
-    except EnvParamError as err:
-        raise SpecError(f"{path}: {err}") from None
+    uri = None if dry_run else resolve_tracking_uri(tracking_uri)
+    _check_envs(spec, path)
+    _print_plan(spec)
     if dry_run:
         return
+    from metarl.outer.sharding import maybe_initialize_distributed
+    from metarl.programs.runner import Search, run_search
+
+    check_tracking_uri(uri)  # an unreachable store fails before anything is built
     maybe_initialize_distributed()
-    uri = resolve_tracking_uri(tracking_uri)
-    progress = None if quiet else SearchProgress(spec.outer.generations, console=console)
+    search = Search(spec)
+    progress = None if quiet else _progress(spec)
     result = run_search(spec, uri, path.read_text(), progress, search=search)
-    _print_result(console, result, uri)
+    _print_result(result, uri)
 
 
 @search.command("resume")
@@ -72,41 +70,77 @@ def run_cmd(spec_file: str, overrides: tuple[str, ...], tracking_uri: str | None
 @click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def resume_cmd(run_id: str, tracking_uri: str | None, quiet: bool) -> None:
-    """Continue the search RUN_ID from its last checkpoint, in the same MLflow run.
+    """Continue the search RUN_ID (or a unique prefix of it) from its last checkpoint, in the
+    same MLflow run.
 
     \b
     Example:
-      metarl search resume 3f2c9a0e5b1d4c7e9f00aa11bb22cc33
+      metarl search resume 3f2c9a0e
     """
     from metarl.outer.sharding import maybe_initialize_distributed
     from metarl.programs.runner import load_run_spec, resume_search
+    from metarl.tracking import check_tracking_uri, resolve_run_id, resolve_tracking_uri
 
-    maybe_initialize_distributed()
     uri = resolve_tracking_uri(tracking_uri)
-    console = Console(stderr=True)
-    try:
-        spec = load_run_spec(run_id, uri)
-    except Exception as err:  # noqa: BLE001 - any lookup failure means the same to the user
-        fail(f"cannot resume run {run_id!r} from {uri}: {err}")
-    progress = None if quiet else SearchProgress(spec.outer.generations, console=console)
+    check_tracking_uri(uri)
+    run_id = resolve_run_id(uri, run_id)
+    maybe_initialize_distributed()
+    spec = load_run_spec(run_id, uri)
+    progress = None if quiet else _progress(spec)
     result = resume_search(run_id, uri, progress)
-    _print_result(console, result, uri)
+    _print_result(result, uri)
 
 
 @search.command("list")
 def list_cmd() -> None:
     """List the shipped search specs with their descriptions."""
+    from rich.table import Table
+
     table = Table("spec", "kind", "description")
     for shown, data in shipped_specs("search"):
         table.add_row(shown, str(data.get("kind", "?")), str(data.get("description", "")))
-    Console().print(table)
+    _stdout().print(table)
 
 
-def _print_plan(console: Console, spec: SearchSpec) -> None:
+def _check_envs(spec: SearchSpec, path: object) -> None:
+    """Every task's env and env-param names, before a run exists or anything computes."""
+    from metarl.envs import EnvParamError
+    from metarl.programs.task_eval import task_env
+    from metarl.spec import SpecError
+
+    for split in ("train", "held_out"):
+        for i, task in enumerate(getattr(spec.tasks, split)):
+            try:
+                task_env(task, f"tasks.{split}[{i}]")
+            except EnvParamError as err:
+                raise SpecError(f"{path}: {err}") from None
+
+
+def _progress(spec: SearchSpec):  # noqa: ANN202
+    from metarl.cli.progress import SearchProgress
+
+    return SearchProgress(spec.outer.generations, console=_stderr())
+
+
+def _stdout() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _print_plan(spec: SearchSpec) -> None:
+    from metarl.spec import spec_hash
+
     outer, inner = spec.outer, spec.inner
     steps = sum((t.timesteps // (inner.num_envs * inner.num_steps)) * inner.num_envs
                 * inner.num_steps for t in spec.tasks.train) * inner.seeds
-    console.print(
+    _stdout().print(
         f"[bold]{spec.name}[/bold] ({spec.kind}, spec {spec_hash(spec)}): "
         f"{outer.algorithm} population {outer.population_size} x {outer.generations} "
         f"generations on {len(spec.tasks.train)} task(s) "
@@ -114,15 +148,19 @@ def _print_plan(console: Console, spec: SearchSpec) -> None:
         f"{steps * outer.population_size * outer.generations:,} env steps in all")
 
 
-def _print_result(console: Console, result: SearchResult, uri: str) -> None:
-    console.print(f"[bold]{result.status}[/bold]: run {result.run_id}, "
-                  f"{result.generations} generation(s), best fitness {result.best_fitness:.4f}")
+def _print_result(result: SearchResult, uri: str) -> None:
+    from metarl.tracking.uri import is_http
+
+    out = _stdout()
+    out.print(f"[bold]{result.status}[/bold]: run {result.run_id}, "
+              f"{result.generations} generation(s), best fitness {result.best_fitness:.4f}")
     for name, payload in (("best", result.best), ("mean", result.mean)):
         values = payload.get("hparams")
         if values:
             shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-            console.print(f"  {name}: {shown}")
-    console.print(f"  tracking: {uri}  (open with `metarl ui`)")
+            out.print(f"  {name}: {shown}")
+    where = "open it in a browser" if is_http(uri) else "open with `metarl ui`"
+    out.print(f"  tracking: {uri}  ({where})")
     if result.status == "KILLED":
-        console.print(f"  interrupted; continue with `metarl search resume {result.run_id}`")
+        out.print(f"  interrupted; continue with `metarl search resume {result.run_id}`")
         sys.exit(130)

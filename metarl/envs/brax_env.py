@@ -27,12 +27,6 @@ class BraxState:
     time: jax.Array
 
 
-def brax_env_names() -> list[str]:
-    from brax import envs
-
-    return sorted(envs._envs)
-
-
 class BraxEnv:
     """A `brax.envs` environment on any backend (`generalized`, `positional`, `spring`, `mjx`).
 

@@ -10,18 +10,6 @@ import numpy as np
 from metarl.envs.env import StepResult
 from metarl.envs.spaces import Box, Discrete, Space
 
-# gymnax ids we expose. MNISTBandit needs a data download at construction time, which a
-# sandboxed or offline machine cannot do, so it is left out.
-GYMNAX_IDS = (
-    "CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCar-v0", "MountainCarContinuous-v0",
-    "Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar",
-    "Seaquest-MinAtar",
-    "BernoulliBandit-misc", "GaussianBandit-misc", "SimpleBandit-bsuite",
-    "Catch-bsuite", "DeepSea-bsuite", "MemoryChain-bsuite", "UmbrellaChain-bsuite",
-    "DiscountingChain-bsuite", "FourRooms-misc", "MetaMaze-misc", "PointRobot-misc",
-    "Reacher-misc", "Swimmer-misc", "Pong-misc",
-)
-
 
 def _convert_space(space: Any) -> Space:
     if hasattr(space, "n"):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import io
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from metarl.envs.env import Env
+from metarl.envs.names import BRAX_NAMES, GYMNAX_IDS
 from metarl.errors import UserError
-from metarl.envs.gymnax_env import GYMNAX_IDS, GymnaxEnv
+
+if TYPE_CHECKING:  # envs load when made, so listing and checking names imports no jax
+    from metarl.envs.env import Env
 
 
 class UnknownEnvError(UserError, ValueError):
@@ -22,27 +22,24 @@ class EnvParamError(UserError, ValueError):
     """An environment parameter that the environment does not have, or a wrong value."""
 
 
-def _brax_names() -> list[str]:
-    # brax's import prints a line per optional backend it lacks (warp); keep stdout clean
-    with contextlib.redirect_stdout(io.StringIO()):
-        try:
-            from metarl.envs.brax_env import brax_env_names
-        except ImportError:  # brax is optional at run time
-            return []
-        return brax_env_names()
+def _gymnax(env_id: str, **kw: Any) -> Env:
+    from metarl.envs.gymnax_env import GymnaxEnv
+
+    return GymnaxEnv(env_id, **kw)
+
+
+def _brax(name: str, **kw: Any) -> Env:
+    from metarl.envs.brax_env import BraxEnv
+
+    return BraxEnv(name, **kw)
 
 
 def _factories() -> dict[str, Callable[..., Env]]:
     table: dict[str, Callable[..., Env]] = {}
     for env_id in GYMNAX_IDS:
-        table[f"gymnax/{env_id}"] = lambda env_id=env_id, **kw: GymnaxEnv(env_id, **kw)
-    for name in _brax_names():
-        def make_brax(name: str = name, **kw: Any) -> Env:
-            from metarl.envs.brax_env import BraxEnv
-
-            return BraxEnv(name, **kw)
-
-        table[f"brax/{name}"] = make_brax
+        table[f"gymnax/{env_id}"] = lambda env_id=env_id, **kw: _gymnax(env_id, **kw)
+    for name in BRAX_NAMES:
+        table[f"brax/{name}"] = lambda name=name, **kw: _brax(name, **kw)
     return table
 
 

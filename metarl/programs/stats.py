@@ -39,8 +39,12 @@ def _quantiles(stats: np.ndarray, level: float) -> tuple[float, float]:
 def bootstrap_ci(scores: np.ndarray, statistic=iqm, reps: int = 2000, level: float = 0.95,
                  seed: int = 0) -> tuple[float, float]:
     """Percentile CI of `statistic` over `(runs, tasks)` scores, resampling runs within each
-    task (stratified bootstrap)."""
-    samples = _resample(_as_runs_by_tasks(scores), reps, seed)
+    task (stratified bootstrap). With one run per task there is nothing to resample: the
+    interval is (nan, nan), never a width-0 interval that looks like certainty."""
+    scores = _as_runs_by_tasks(scores)
+    if len(scores) < 2:
+        return float("nan"), float("nan")
+    samples = _resample(scores, reps, seed)
     return _quantiles(np.array([statistic(s) for s in samples]), level)
 
 
@@ -52,13 +56,15 @@ def ratio_ci(scores: np.ndarray, baseline: np.ndarray, reps: int = 2000, level: 
     (common random numbers), so the bootstrap resamples the same runs from both: the CI
     then reflects the noise of the comparison, not that of each rule's IQM separately.
     A ratio needs a positive baseline: where the baseline's IQM is <= 0 (a baseline no
-    better than random) all three numbers are nan.
+    better than random) all three numbers are nan; with one run per task the CI is.
     """
     a, b = _as_runs_by_tasks(scores), _as_runs_by_tasks(baseline)
     if a.shape != b.shape:
         raise ValueError(f"paired scores need equal shapes, got {a.shape} and {b.shape}")
     if iqm(b) <= 0:
         return (float("nan"),) * 3
+    if len(a) < 2:
+        return iqm(a) / iqm(b), float("nan"), float("nan")
     both = _resample(np.stack([a, b], -1), reps, seed)  # the same run indices for both rules
     stats = np.array([iqm(s[..., 0]) / max(iqm(s[..., 1]), 1e-12) for s in both])
     return (iqm(a) / iqm(b), *_quantiles(stats, level))

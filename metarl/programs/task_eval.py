@@ -60,17 +60,24 @@ def normalise_return(task: Task, ret: jax.Array) -> jax.Array:
     return (ret - lo) / (hi - lo)
 
 
+def task_env(task: Task, where: str = "tasks") -> Env:
+    """The task's env, its `env_params` names checked against the env's parameters (builds
+    the env object, computes nothing): a typo fails before anything is compiled."""
+    env = make(task.env, **task.env_kwargs)
+    try:
+        with_params(env, {k: 0 for k in task.env_params})
+    except EnvParamError as err:
+        raise EnvParamError(f"{where}: {err}") from None
+    return env
+
+
 class TaskEval:
     """One task: env, compiled-once PPO, env-param distribution, return normaliser."""
 
     def __init__(self, task: Task, inner: Inner, final_fraction: float,
                  objective: Objective = ppo_clip, where: str = "tasks"):
         self.task = task
-        self.env: Env = make(task.env, **task.env_kwargs)
-        try:  # checked once here so that a typo fails before anything is compiled
-            with_params(self.env, {k: 0 for k in task.env_params})
-        except EnvParamError as err:
-            raise EnvParamError(f"{where}: {err}") from None
+        self.env: Env = task_env(task, where)
         self.config = ppo_config(inner, task.timesteps)
         self.seeds = inner.seeds
         self.train = make_train(self.config, self.env, objective=objective)

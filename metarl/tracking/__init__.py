@@ -5,15 +5,27 @@ through one background thread so logging overlaps with the next generation's com
 """
 
 from metarl.tracking.errors import TrackingUnavailable
-from metarl.tracking.runs import download_artifact, list_search_runs
+from metarl.tracking.runs import (
+    UnknownRun,
+    check_run_id,
+    download_artifact,
+    list_search_runs,
+    resolve_run_id,
+)
 from metarl.tracking.spill import replay_unsent
 from metarl.tracking.tags import default_tags
 from metarl.tracking.tracker import SearchTracker
 from metarl.tracking.ui import ui_command
-from metarl.tracking.uri import check_tracking_uri, resolve_tracking_uri
+from metarl.tracking.uri import (
+    UnsupportedTrackingUri,
+    check_tracking_uri,
+    existing_store,
+    resolve_tracking_uri,
+)
 
 __all__ = [
-    "SearchTracker", "TrackingUnavailable", "check_tracking_uri", "default_tags",
-    "download_artifact", "list_search_runs", "replay_unsent", "resolve_tracking_uri",
-    "ui_command",
+    "SearchTracker", "TrackingUnavailable", "UnknownRun", "UnsupportedTrackingUri",
+    "check_run_id", "check_tracking_uri", "default_tags", "download_artifact",
+    "existing_store", "list_search_runs", "replay_unsent", "resolve_run_id",
+    "resolve_tracking_uri", "ui_command",
 ]

@@ -4,23 +4,63 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from datetime import datetime
 from typing import Any
 
+from metarl.errors import UserError
 from metarl.tracking.tracker import RUN_TYPE_TAG, _client, _unavailable
+from metarl.tracking.uri import existing_store
 from metarl.tracking.writer import is_rejection
 
+_RUN_ID = re.compile(r"[0-9a-f]{1,32}")
 
-def list_search_runs(tracking_uri: str, max_results: int = 50) -> list[dict[str, Any]]:
-    """Search runs (never their trials), newest first, across all active experiments."""
+
+class UnknownRun(UserError):
+    """A RUN_ID that is malformed, names no search run, or is an ambiguous prefix."""
+
+
+def check_run_id(given: str) -> str:
+    """`given` if it can be (a prefix of) an MLflow run id: hex digits only, so that no id
+    can name a path outside metarl's folders (`../x`, `/etc`)."""
+    if not _RUN_ID.fullmatch(given):
+        raise UnknownRun(f"RUN_ID {given!r} is not a run id: give the 32 hex digits `metarl "
+                         "runs list` shows, or any unique prefix of them")
+    return given
+
+
+def resolve_run_id(tracking_uri: str, given: str) -> str:
+    """The full id of the one search run whose id starts with `given`. Creates nothing: a
+    SQLite store that does not exist yet has no runs."""
+    check_run_id(given)
+    if not existing_store(tracking_uri):
+        raise UnknownRun(f"no search run {given!r}: the tracking store {tracking_uri} does "
+                         "not exist yet (no search has logged there; choose it with "
+                         "--tracking-uri or MLFLOW_TRACKING_URI)")
+    ids = [r["run_id"] for r in list_search_runs(tracking_uri, max_results=None)]
+    hits = [i for i in ids if i.startswith(given)]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise UnknownRun(f"no search run {given!r} in {tracking_uri} (`metarl runs list "
+                         "--tracking-uri ...` shows the search runs there)")
+    shown = ", ".join(hits[:5]) + (", ..." if len(hits) > 5 else "")
+    raise UnknownRun(f"RUN_ID {given!r} is ambiguous: {len(hits)} search runs start with it "
+                     f"({shown}); give more digits")
+
+
+def list_search_runs(tracking_uri: str, max_results: int | None = 50) -> list[dict[str, Any]]:
+    """Search runs (never their trials), newest first, across all active experiments; all
+    of them for `max_results=None`. A SQLite store that does not exist yet has none (and is
+    not created)."""
+    if not existing_store(tracking_uri):
+        return []
     client = _client(tracking_uri)
     try:
         experiments = _all_experiments(client)
         if not experiments:
             return []
-        runs = client.search_runs(
-            list(experiments), filter_string=f"tags.`{RUN_TYPE_TAG}` = 'search'",
-            max_results=max_results, order_by=["attributes.start_time DESC"])
+        runs = _search_runs(client, list(experiments), max_results)
     except Exception as e:
         raise _unavailable(tracking_uri, "could not list runs", e) from e
     listed = []
@@ -61,6 +101,21 @@ def download_artifact(tracking_uri: str, run_id: str, artifact_path: str, dst_di
         raise FileNotFoundError(f"run {run_id} has no artifact {artifact_path!r}; it has{where}: "
                                 f"{', '.join(siblings) or 'nothing'}") from error
     raise _unavailable(tracking_uri, f"could not download {artifact_path}", error) from error
+
+
+def _search_runs(client: Any, experiment_ids: list[str], max_results: int | None) -> list:
+    runs: list = []
+    token = None
+    while max_results is None or len(runs) < max_results:
+        page = client.search_runs(
+            experiment_ids, filter_string=f"tags.`{RUN_TYPE_TAG}` = 'search'",
+            max_results=1000 if max_results is None else max_results - len(runs),
+            order_by=["attributes.start_time DESC"], page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    return runs
 
 
 def _all_experiments(client: Any) -> dict[str, str]:

@@ -10,9 +10,20 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from metarl.errors import UserError
 from metarl.tracking.errors import TrackingUnavailable
 
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+# stores MLflow 3 maintains; its file store ("file:", a bare folder) is in maintenance mode
+# and refuses to open unless an opt-out variable is set
+SUPPORTED_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+SUPPORTED_HELP = ("use sqlite:///path/to/mlflow.db (or just a path ending in .db), "
+                  "http(s)://host:port for a tracking server, or postgresql://, mysql://, "
+                  "mssql:// or databricks")
+
+
+class UnsupportedTrackingUri(UserError):
+    """A tracking URI whose scheme metarl cannot log to."""
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -21,17 +32,37 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
 
     SQLite locations are made absolute so the URI means the same file from any working
     directory (the `metarl ui` subprocess, a resumed search started elsewhere).
+    Raises `UnsupportedTrackingUri` for a scheme metarl cannot log to (file stores, typos).
     """
     chosen = (uri or "").strip() or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if not chosen:
         return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     if "://" not in chosen and chosen.endswith(_SQLITE_SUFFIXES):
         return f"sqlite:///{Path(chosen).expanduser().resolve()}"
+    _check_scheme(chosen)
     if chosen.startswith("sqlite:///"):
         path = sqlite_path(chosen)
         if path is not None and not path.is_absolute():
             return f"sqlite:///{path.resolve()}"
     return chosen
+
+
+def _check_scheme(uri: str) -> None:
+    scheme = urlparse(uri).scheme.lower().split("+", 1)[0]
+    if scheme in SUPPORTED_SCHEMES:
+        return
+    if scheme in ("", "file"):
+        why = "MLflow 3's file store is in maintenance mode and metarl does not log to it"
+    else:
+        why = f"unknown scheme {scheme + '://'!r}"
+    raise UnsupportedTrackingUri(f"tracking URI {uri!r}: {why}; {SUPPORTED_HELP}")
+
+
+def existing_store(uri: str) -> bool:
+    """False for a SQLite store whose file does not exist yet: commands that only read must
+    then say so rather than let MLflow create an empty database. Other stores: True."""
+    path = sqlite_path(uri) if urlparse(uri).scheme.lower() == "sqlite" else None
+    return path is None or path.is_file()
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -52,7 +83,7 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     """Raise `TrackingUnavailable` unless the store at `uri` looks usable.
 
     http(s): the server must answer the MLflow REST API within `timeout` seconds (no retries).
-    sqlite / file stores: the location must be writable. Database URIs (postgresql://, ...):
+    sqlite: the location must be writable. Database URIs (postgresql://, ...):
     a connection must open. Other schemes (databricks, plugins) are not checked.
     """
     scheme = urlparse(uri).scheme.lower()
@@ -60,8 +91,6 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         _check_http(uri, timeout)
     elif scheme == "sqlite":
         _check_sqlite(uri)
-    elif scheme in ("", "file") or len(scheme) == 1:  # len 1: a Windows drive letter
-        _check_directory_store(uri)
     elif scheme.split("+", 1)[0] in ("postgresql", "postgres", "mysql", "mssql"):
         _check_database(uri, timeout)
 
@@ -144,18 +173,6 @@ def _check_sqlite(uri: str) -> None:
             head = f.read(len(_SQLITE_MAGIC))
         if head and head != _SQLITE_MAGIC:
             raise TrackingUnavailable(uri, f"{path} exists but is not a SQLite database")
-
-
-def _check_directory_store(uri: str) -> None:
-    parsed = urlparse(uri)
-    path = Path(parsed.path if parsed.scheme == "file" else uri).expanduser().absolute()
-    if path.exists() and not path.is_dir():
-        raise TrackingUnavailable(uri, f"{path} exists and is not a directory")
-    existing = path
-    while not existing.exists():  # MLflow creates missing directories below the first existing one
-        existing = existing.parent
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise TrackingUnavailable(uri, f"{existing} is not writable")
 
 
 def _check_database(uri: str, timeout: float) -> None:
