@@ -31,7 +31,6 @@ from metarl.tracking import (
     download_artifact,
     list_search_runs,
     ops,
-    replay_unsent,
     resolve_tracking_uri,
     ui_command,
 )
@@ -460,7 +459,14 @@ def test_replay_unsent_sends_what_a_finished_search_could_not(
     client = MlflowClient(store)
     assert client.get_run(tracker.run_id).info.status == "RUNNING"
     outage.end()
-    assert replay_unsent(tracker.spill_path) == len(kinds)
+    # what a person types: `metarl runs replay RUN_ID` (a prefix), in the search's folder
+    from click.testing import CliRunner
+
+    from metarl.cli import main
+
+    result = CliRunner().invoke(main, ["runs", "replay", tracker.run_id[:8]])
+    assert result.exit_code == 0, result.output
+    assert f"sent {len(kinds)} write(s); all sent" in result.output
     assert not tracker.spill_path.exists()
     run = client.get_run(tracker.run_id)
     assert run.info.status == "FINISHED" and generation_steps(client, tracker.run_id) == [0]
@@ -537,7 +543,32 @@ def test_default_tags_describe_code_spec_and_hardware(tmp_path: Path,
     platform, count = tags["metarl.jax_devices"].split(",")[0].split(":")
     assert platform in ("cpu", "gpu", "tpu") and int(count) >= 1
     assert tags["metarl.hostname"]
-    monkeypatch.chdir(tmp_path)  # not a git repository
+
+
+def test_git_commit_is_metarls_own_not_the_launch_folders(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import metarl
+
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                          capture_output=True, check=True).stdout.strip()
+    other = tmp_path / "project"  # the user's own repository, where the search is launched
+    other.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=other, check=True)
+    (other / "__init__.py").write_text("")
+    subprocess.run([*git, "add", "__init__.py"], cwd=other, check=True)
+    subprocess.run([*git, "commit", "-qm", "theirs"], cwd=other, check=True)
+    monkeypatch.chdir(other)
+    assert default_tags("f00d")["metarl.git_commit"] == head
+    # a wheel install: metarl's folder is no git checkout, whatever the launch folder is
+    wheel = tmp_path / "site-packages" / "metarl"
+    wheel.mkdir(parents=True)
+    monkeypatch.setattr(metarl, "__file__", str(wheel / "__init__.py"))
+    assert default_tags("f00d")["metarl.git_commit"] == "unknown"
+    # ... also when that site-packages sits, untracked, inside someone's repository
+    venv = other / ".venv" / "metarl"
+    venv.mkdir(parents=True)
+    monkeypatch.setattr(metarl, "__file__", str(venv / "__init__.py"))
     assert default_tags("f00d")["metarl.git_commit"] == "unknown"
 
 
