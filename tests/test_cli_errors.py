@@ -65,6 +65,8 @@ CASES = {
                    "no such task suite file"),
     "nan in --set": (["search", "run", "quickstart", "--dry-run", "--set", "inner.lr=nan"],
                      "inner.lr"),
+    "experiment name": (["search", "run", "quickstart", "--dry-run", "--set",
+                         "tracking.experiment=' x'"], "an experiment name is 1-250 printable"),
 }
 
 

@@ -115,3 +115,26 @@ def test_anchors_of_links_exist(page):
         if anchor not in _anchors(dest):
             broken.append(target)
     assert not broken, f"{page.relative_to(ROOT)} links to missing headings: {broken}"
+
+
+def test_quickstart_spec_hash_in_the_docs_is_the_real_one():
+    from metarl.spec import load_spec, spec_hash
+
+    real = spec_hash(load_spec(ROOT / "search" / "quickstart.toml"))
+    for page in (ROOT / "README.md", DOCS / "quickstart.md"):
+        shown = set(re.findall(r"quickstart \(hparams, spec ([0-9a-f]{12})\)", page.read_text()))
+        assert shown == {real}, f"{page.name} shows spec hash(es) {shown}, the spec's is {real}"
+
+
+def test_ppo_config_defaults_in_the_docs_are_the_code_defaults():
+    import dataclasses
+
+    from metarl.ppo import PPOConfig
+
+    text = (DOCS / "ppo.md").read_text()
+    for f in dataclasses.fields(PPOConfig):
+        row = re.search(rf"^\| `{f.name}` \| `([^`]*)` \|", text, re.M)
+        assert row, f"docs/ppo.md has no row for PPOConfig.{f.name}"
+        shown = row.group(1).replace("_", "").strip('"')
+        assert shown == str(f.default), \
+            f"docs/ppo.md: {f.name} default {row.group(1)}, code {f.default!r}"
