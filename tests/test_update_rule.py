@@ -112,8 +112,8 @@ def test_exported_rule_seeds_a_new_search(searched, tmp_path):
                         "--tracking-uri", uri)
     assert code == 0, text
     spec = json.loads(json.dumps(SPEC))
-    spec["rule"] = {"objective": f"module:{out}"}
-    seeded = Search(load_spec_data(spec, "seeded"))
+    spec["rule"] = {"objective": "module:seed_rule.py"}  # next to the spec: parsed, not run
+    seeded = Search(load_spec_data(spec, "seeded", tmp_path / "seeded.toml"))
     start = seeded.program.initial_mean()
     for a, b in zip(sorted(start.items()), sorted(result.mean_params.items()), strict=True):
         np.testing.assert_allclose(a[1], b[1], atol=1e-7)

@@ -1,23 +1,26 @@
-"""Export a discovered update rule as a standalone Python module, and use one.
+"""Export a discovered update rule as a standalone Python module, and read one back.
 
 `write_module` writes the rule's weights as literals plus pure `jax.numpy` functions
 (`drift`, `policy_objective`) that drop into any JAX PPO; the module verifies a SHA-256 of its
-weights on import. `load_module` / `objective_from_module` bring one back (a spec's
-`objective = "module:path/to/rule.py"`), and `load_rule` recovers the searchable rule.
+weights on import. `read_export` / `load_rule` read an export back by parsing its literals,
+never running it (this is what a spec's `objective = "module:path/to/rule.py"` does);
+`load_module` / `objective_from_module` import a module from a user's own Python.
 """
 
 from metarl.export.codegen import FORMAT, render_module, weights_digest
 from metarl.export.errors import ExportError
-from metarl.export.loader import (
-    ModuleObjective,
-    load_module,
-    load_rule,
-    objective_from_module,
-    objective_from_ref,
-    parse_module_ref,
+from metarl.export.loader import ModuleObjective, load_module, objective_from_module
+from metarl.export.reader import ExportedRule, load_rule, read_export
+from metarl.export.reference import (
+    MODULE_PREFIX,
+    is_module_ref,
+    module_ref_path,
+    read_module_ref,
+    resolve_module_ref,
 )
 from metarl.export.writer import write_module
 
-__all__ = ["FORMAT", "ExportError", "ModuleObjective", "load_module", "load_rule",
-           "objective_from_module", "objective_from_ref", "parse_module_ref", "render_module",
-           "weights_digest", "write_module"]
+__all__ = ["FORMAT", "MODULE_PREFIX", "ExportError", "ExportedRule", "ModuleObjective",
+           "is_module_ref", "load_module", "load_rule", "module_ref_path",
+           "objective_from_module", "read_export", "read_module_ref", "render_module",
+           "resolve_module_ref", "weights_digest", "write_module"]

@@ -1,9 +1,10 @@
-"""Using an exported rule module: import it safely and wrap it as a PPO objective.
+"""Using a rule module from Python: import it and wrap it as a PPO objective.
 
-A spec names one with `objective = "module:path/to/rule.py"`. Any module that defines
-`policy_objective(...)` with argument names drawn from `ObjectiveInputs`'s fields works
-(hand-written rules too); modules written by `write_module` additionally verify their
-weights' checksum on import and can be turned back into a searchable rule (`load_rule`).
+`load_module` and `objective_from_module` import the file, so they run its code: they are for
+a user's own Python, never reached from a spec (a spec's `module:` ref is parsed by
+`metarl.export.reader`). Any module that defines `policy_objective(...)` with argument names
+drawn from `ObjectiveInputs`'s fields works (hand-written rules too); modules written by
+`write_module` additionally verify their weights' checksum on import.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import jax
 
 from metarl.export.codegen import FORMAT
 from metarl.export.errors import ExportError
+from metarl.export.reference import MODULE_PREFIX
 from metarl.learned.base import LearnedObjective
-from metarl.learned.registry import MODULE_PREFIX, make_objective
 from metarl.ppo.objectives import ObjectiveInputs
 
 INPUT_NAMES = ObjectiveInputs._fields
@@ -30,7 +31,8 @@ _DRIFT_RULES = ("ppo_clip", "dpo", "lpo", "lpo_temporal")
 
 
 def load_module(path: str | Path) -> ModuleType:
-    """Import the file at `path` as a module (not added to `sys.modules`).
+    """Import the file at `path` as a module (not added to `sys.modules`). This runs the
+    file's code, as any import does: for your own Python, on files you trust.
 
     Raises `ExportError` naming the file if it is missing, is not valid Python (e.g.
     truncated), fails its weight checksum, fails to import, or lacks `policy_objective`
@@ -111,42 +113,3 @@ def objective_from_module(path: str | Path) -> ModuleObjective:
     return ModuleObjective(str(path), hashlib.sha256(path.read_bytes()).hexdigest(), fn,
                            tuple(names))
 
-
-def parse_module_ref(ref: str, base_dir: str | Path | None = None) -> Path | None:
-    """`"module:path/to/rule.py"` -> the path (relative ones taken from `base_dir`, e.g. the
-    spec file's folder); `None` for a ref that is not of that form (a registry name)."""
-    if not ref.startswith(MODULE_PREFIX):
-        return None
-    raw = ref[len(MODULE_PREFIX):].strip()
-    if not raw:
-        raise ValueError(f"objective {ref!r}: give a file after '{MODULE_PREFIX}', e.g. "
-                         f"'{MODULE_PREFIX}rules/my_rule.py'")
-    path = Path(raw).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = Path(base_dir) / path
-    return path
-
-
-def objective_from_ref(ref: str, base_dir: str | Path | None = None) -> ModuleObjective:
-    """The objective for a `"module:path"` ref (see `parse_module_ref`)."""
-    path = parse_module_ref(ref, base_dir)
-    if path is None:
-        raise ValueError(f"{ref!r} is not of the form '{MODULE_PREFIX}path/to/rule.py'")
-    return objective_from_module(path)
-
-
-def load_rule(path: str | Path) -> tuple[LearnedObjective, dict[str, jax.Array]]:
-    """The in-platform objective and meta-parameters a metarl export was written from, e.g.
-    to seed a new search with a discovered rule."""
-    path = Path(path)
-    module = load_module(path)
-    if getattr(module, "FORMAT", None) != FORMAT:
-        raise ExportError(f"{path}: not written by `metarl export` (no FORMAT = {FORMAT!r}); "
-                          "only its policy_objective can be used (objective_from_module)")
-    import jax.numpy as jnp
-
-    try:
-        objective = make_objective(module.RULE, **module.SETTINGS)
-    except (ValueError, TypeError) as err:
-        raise ExportError(f"{path}: cannot rebuild rule {module.RULE!r}: {err}") from None
-    return objective, {k: jnp.asarray(v, jnp.float32) for k, v in module.WEIGHTS.items()}

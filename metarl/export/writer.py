@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,14 @@ def write_module(objective: LearnedObjective, meta_params: Any, path: str | Path
     source = render_module(objective, meta_params, info)
     path.parent.mkdir(parents=True, exist_ok=True)
     # temp file + rename: a crash mid-write never leaves a half-written rule behind
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
+        # mode 0o666 less the umask, as for any file the user writes (mkstemp would give 0600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(source)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path

@@ -13,14 +13,9 @@ from metarl.learned.lpo import LPO, lpo_drift, lpo_features, lpo_gap
 from metarl.learned.mlp import init_mlp, mlp
 from metarl.learned.mlp_objective import MLPObjective, mlp_objective, objective_features
 from metarl.learned.params import flatten_params, num_params
-from metarl.learned.registry import (
-    MODULE_PREFIX,
-    OBJECTIVE_NAMES,
-    make_objective,
-    objective_settings,
-)
+from metarl.learned.registry import OBJECTIVE_NAMES, make_objective, objective_settings
 
-__all__ = ["DPO", "LPO", "MODULE_PREFIX", "OBJECTIVE_NAMES", "DriftObjective",
+__all__ = ["DPO", "LPO", "OBJECTIVE_NAMES", "DriftObjective",
            "LearnedObjective", "MLPObjective", "PPOClip", "dpo_drift", "fit_drift",
            "flatten_params", "init_mlp", "lpo_drift", "lpo_features", "lpo_gap",
            "make_objective", "mlp", "mlp_objective", "num_params", "objective_features",

@@ -1,10 +1,14 @@
-"""Objectives by name, for spec files (`objective = "lpo"`) and the command line."""
+"""Objectives by name, for spec files (`objective = "lpo"`) and the command line.
+
+Only names: a spec's `module:` ref to an exported rule is read on the spec side
+(`metarl.spec.schema.Rule`, with `metarl.export.reference`), which then builds the rule here
+by its `RULE` name.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from metarl.learned.base import LearnedObjective
@@ -20,28 +24,19 @@ _FACTORIES: dict[str, tuple[type, dict[str, Any]]] = {
     "learned_objective": (MLPObjective, {}),
 }
 OBJECTIVE_NAMES: tuple[str, ...] = tuple(_FACTORIES)
-MODULE_PREFIX = "module:"
 
 
-def make_objective(name: str, base_dir: str | Path | None = None,
-                   **kwargs: Any) -> LearnedObjective:
+def make_objective(name: str, **kwargs: Any) -> LearnedObjective:
     """The objective called `name`, built with `kwargs` (e.g. `hidden_sizes=(64,)`).
 
-    `name` is one of `OBJECTIVE_NAMES`, or `"module:path/to/rule.py"` for a rule exported by
-    `metarl.export` (a relative path is taken from `base_dir`, e.g. the spec file's folder).
-    Raises `ValueError` naming the allowed choices for an unknown name or argument.
+    `name` is one of `OBJECTIVE_NAMES`. Raises `ValueError` naming the allowed choices for an
+    unknown name or argument.
     """
-    if name.startswith(MODULE_PREFIX):
-        if kwargs:
-            raise ValueError(f"objective {name!r} is an exported module: it takes no "
-                             f"arguments, got {sorted(kwargs)}")
-        from metarl.export import objective_from_ref
-
-        return objective_from_ref(name, base_dir)
     if name not in _FACTORIES:
         allowed = ", ".join(repr(n) for n in OBJECTIVE_NAMES)
-        raise ValueError(f"unknown objective {name!r}; choose one of {allowed}, or "
-                         f"'{MODULE_PREFIX}path/to/rule.py' for an exported rule")
+        # a spec may also name an exported rule; that form is read on the spec side
+        raise ValueError(f"unknown objective {name!r}; choose one of {allowed} (a spec can "
+                         "also start from an exported rule: 'module:path/to/rule.py')")
     cls, fixed = _FACTORIES[name]
     allowed_args = [f.name for f in dataclasses.fields(cls) if f.name not in fixed]
     unknown = sorted(set(kwargs) - set(allowed_args) - set(fixed))

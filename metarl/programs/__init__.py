@@ -9,7 +9,8 @@ from metarl.spec.schema import SearchSpec
 
 
 def build_program(spec: SearchSpec) -> Any:
-    """The search program for `spec.kind`."""
+    """The search program for `spec.kind`. Needs no file: everything a spec refers to (a
+    task suite, a `module:` rule) was read into it by `metarl.spec.load_spec`."""
     if spec.kind == "hparams":
         from metarl.programs.hparams import HParamSearch
 

@@ -8,39 +8,53 @@ return of PPO trained with the rule, averaged over tasks and seeds (Lu et al. 20
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from metarl.learned import make_objective, num_params, objective_settings
-from metarl.learned.registry import MODULE_PREFIX
+from metarl.export import ExportError, is_module_ref
+from metarl.learned import LearnedObjective, make_objective, num_params, objective_settings
 from metarl.outer.evolution import Evaluation
 from metarl.ppo.objectives import ppo_clip
 from metarl.programs.meta_test import MetaTest, meta_test_inner, meta_test_window
 from metarl.programs.task_eval import SuiteEval
-from metarl.spec.schema import SearchSpec
+from metarl.spec.schema import Rule, SearchSpec
 
 PyTree = Any
+
+
+def rule_objective(rule: Rule) -> LearnedObjective:
+    """The objective `rule` names; a `module:` rule by the `RULE` and `SETTINGS` read from
+    the module (`rule.exported`), so no module code is ever run."""
+    if not is_module_ref(rule.objective):
+        return make_objective(rule.objective, **rule.settings)
+    if rule.exported is None:
+        raise ExportError(f"rule.objective {rule.objective!r} was not read: load the spec with "
+                          "metarl.spec.load_spec (or load_spec_data), which parses the module")
+    try:
+        return make_objective(rule.exported.rule, **rule.exported.settings)
+    except ValueError as err:
+        raise ExportError(f"rule.exported: cannot rebuild rule {rule.exported.rule!r}: {err}") \
+            from None
+
+
+def start_weights(rule: Rule) -> PyTree:
+    """An exported module's weights as float32 arrays, if this process read the file."""
+    if rule.start_weights is None:
+        return None
+    return {k: jnp.asarray(v, jnp.float32) for k, v in rule.start_weights.items()}
 
 
 class UpdateRuleSearch:
     kind = "update_rule"
 
-    def __init__(self, spec: SearchSpec, base_dir: str | Path | None = None):
+    def __init__(self, spec: SearchSpec):
         self.spec = spec
-        rule = spec.rule
-        self._start: PyTree = None
-        if rule.objective.startswith(MODULE_PREFIX):
-            # an exported rule as the starting point: its objective and its weights
-            from metarl.export import load_rule
-            from metarl.export.loader import parse_module_ref
-
-            self.objective, self._start = load_rule(parse_module_ref(rule.objective, base_dir))
-        else:
-            self.objective = make_objective(rule.objective, **rule.settings)
+        self.objective = rule_objective(spec.rule)
+        self._start: PyTree = start_weights(spec.rule)
         self.hparams = spec.inner.hparams()
         self.suite = SuiteEval(spec.tasks.train, spec.inner, spec.outer.final_fraction,
                                self.objective)
@@ -57,10 +71,15 @@ class UpdateRuleSearch:
                         jax.jit(lambda key: clip.candidate_returns(key, None, hp)), "ppo_clip")
 
     def initial_mean(self) -> PyTree:
+        """The exported module's weights for a `module:` rule read from its file; else the
+        rule's initialisation. A `module:` rule rebuilt from a stored spec (resume, evaluate)
+        gets its default initialisation, a template the run's checkpoint then overwrites."""
         if self._start is None:
             key = jax.random.PRNGKey(self.spec.seed)
             near_ppo = getattr(self.objective, "init_near_ppo", None)
-            if self.spec.rule.init == "ppo" and near_ppo is not None:
+            if is_module_ref(self.spec.rule.objective):
+                self._start = self.objective.init(key)
+            elif self.spec.rule.init == "ppo" and near_ppo is not None:
                 self._start = near_ppo(key, clip_eps=self.hparams.clip_eps)
             else:
                 self._start = self.objective.init(key)

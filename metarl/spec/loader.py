@@ -123,7 +123,9 @@ def load_spec_data(data: dict[str, Any], source: str, spec_path: Path | None = N
         data["tasks"] = read_toml(suite_path)
         source = f"{source} (tasks from {suite_path})"
     data = apply_overrides(data, [o for o in overrides if o not in swaps])
-    return _validate(SearchSpec, data, source)
+    spec = _validate(SearchSpec, data, source)
+    rule = spec.rule.read_module(source, spec_path)  # a module: objective, parsed, never run
+    return spec if rule is spec.rule else spec.model_copy(update={"rule": rule})
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> SearchSpec:

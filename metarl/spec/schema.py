@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from metarl.envs.registry import check_env_name
 from metarl.ppo.config import HParams
@@ -160,6 +171,17 @@ class Tracking(Strict):
         "fraction of updates (default: outer.final_fraction, the fitness window)")
 
 
+class RuleExport(Strict):
+    """What a `module:` objective was read as. Stored with the run (spec.resolved.json), so a
+    resumed or evaluated run rebuilds the rule without the file; its weights come from the
+    run's checkpoints."""
+
+    rule: str = Field(description="the module's RULE, a registered objective name")
+    settings: dict[str, int | float | bool | list[int] | None] = Field(
+        default_factory=dict, description="the module's SETTINGS")
+    weights_sha256: str = Field(description="the module's WEIGHTS_SHA256")
+
+
 class Rule(Strict):
     """The learned update rule of an `update_rule` search."""
 
@@ -169,17 +191,78 @@ class Rule(Strict):
         "ppo", description="start near PPO-clip's drift (lpo*) or from the default init")
     settings: dict[str, int | float | bool | list[int]] = Field(
         default_factory=dict, description="objective arguments, e.g. hidden_sizes = [32]")
+    exported: RuleExport | None = Field(
+        None, description="filled in by metarl when it reads a module: objective")
+    # the module's WEIGHTS, when this process read the file: a search starts from them
+    _start: dict[str, Any] | None = PrivateAttr(None)
 
     @field_validator("objective")
     @classmethod
     def _known_objective(cls, name: str) -> str:
-        from metarl.learned import MODULE_PREFIX, OBJECTIVE_NAMES
+        from metarl.export.reference import MODULE_PREFIX, is_module_ref, module_ref_path
+        from metarl.learned import OBJECTIVE_NAMES
 
-        if not name.startswith(MODULE_PREFIX) and name not in OBJECTIVE_NAMES:
+        if is_module_ref(name):
+            module_ref_path(name)  # the path's form; where it leads is checked on reading
+        elif name not in OBJECTIVE_NAMES:
             allowed = ", ".join(OBJECTIVE_NAMES)
             raise ValueError(f"unknown objective {name!r}; allowed: {allowed}, or "
                              f"{MODULE_PREFIX}path/to/rule.py")
         return name
+
+    @model_validator(mode="after")
+    def _module_fields(self) -> Rule:
+        from metarl.export.reference import is_module_ref
+
+        if is_module_ref(self.objective) and self.settings:
+            raise ValueError(f"objective {self.objective!r} is an exported rule: its settings "
+                             f"come from the module, so give no rule.settings (got "
+                             f"{sorted(self.settings)})")
+        if not is_module_ref(self.objective) and self.exported is not None:
+            raise ValueError("rule.exported is only for a module: objective (metarl fills it "
+                             "in when it reads the module)")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unread_export(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a spec without a module: rule dumps as before, so its spec hash does not change
+        data = handler(self)
+        if self.exported is None:
+            data.pop("exported", None)
+        return data
+
+    @property
+    def start_weights(self) -> dict[str, Any] | None:
+        """The exported module's WEIGHTS (nested lists) if this process read the file."""
+        return self._start
+
+    def read_module(self, source: str, spec_path: Path | None) -> Rule:
+        """This rule with its `module:` objective read from the file: parsed, never run.
+
+        A relative path is looked up in the spec file's folder, then in the working
+        directory. A rule already read (a stored spec, `spec_path` None) is kept as it is, so
+        resuming needs no file. Raises `ExportError` naming `source` and the field.
+        """
+        from metarl.export import ExportError, is_module_ref, read_module_ref
+
+        if not is_module_ref(self.objective) or (spec_path is None and self.exported):
+            return self
+        bases = ([spec_path.parent] if spec_path is not None else []) + [Path.cwd()]
+        where = f"{source}: field 'rule.objective'"
+        try:
+            export = read_module_ref(self.objective, bases)
+            export.meta_params()  # RULE, SETTINGS and WEIGHTS fit together
+        except ExportError as err:
+            raise ExportError(f"{where}: {err}") from None
+        try:
+            exported = RuleExport(rule=export.rule, settings=export.settings,
+                                  weights_sha256=export.weights_sha256)
+        except ValidationError:
+            raise ExportError(f"{where}: {export.path}: SETTINGS holds values other than "
+                              "numbers, booleans and lists of ints; re-export the rule") from None
+        rule = self.model_copy(update={"exported": exported})
+        rule._start = export.weights
+        return rule
 
 
 SEARCH_KINDS = ("hparams", "update_rule")
