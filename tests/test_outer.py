@@ -92,3 +92,35 @@ def test_hyperparameters_logged_from_the_host_equal_those_trained_with(log):
     z = np.linspace(-8.0, 8.0, 101, dtype=np.float32)
     np.testing.assert_allclose(from_unit_host(z, r), np.asarray(from_unit(jnp.asarray(z), r)),
                                rtol=2e-6)
+
+
+@pytest.mark.parametrize("algorithm", ["open_es", "snes", "cma_es"])
+def test_a_generation_without_valid_members_leaves_the_strategy_as_it_was(algorithm):
+    mean = jax.tree.map(jnp.zeros_like, TARGET)
+    strategy = make_strategy(algorithm, 8, mean, sigma_init=0.5, learning_rate=0.1)
+
+    def nothing_scores(population, key):
+        fitness = jnp.full((8,), jnp.nan)
+        return Evaluation(fitness, fitness[:, None])
+
+    state = init_outer_state(strategy, jax.random.PRNGKey(0), mean)
+    new, out = jax.jit(make_generation(strategy, nothing_scores))(state)
+    assert bool(out.invalid.all())
+    # all -inf carries no ranking: telling it would move the mean on noise (or to NaN)
+    for a, b in zip(jax.tree.leaves(strategy.mean(new.strategy)), jax.tree.leaves(mean),
+                    strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert float(new.best_fitness) == -np.inf and int(new.generation) == 1
+
+
+def test_checkpoints_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "c.npz", {"x": jnp.ones(3)}, {"generation": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's owner-only 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary file left

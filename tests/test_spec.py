@@ -109,3 +109,39 @@ def test_set_tasks_swaps_the_whole_suite_then_reaches_into_it():
     assert spec.tasks.train[0].timesteps == 2048
     with pytest.raises(SpecError, match="task suite file 'tasks/nope.toml' not found"):
         load_spec(ROOT / "search/lpo_classic.toml", ["tasks=tasks/nope.toml"])
+
+
+@pytest.mark.parametrize("edit,override,field", [
+    (("return_range = [22.0, 500.0]", "return_range = [22.0, 500.0]\nenv_params = "
+      "{ gravity = nan }"), [], "tasks.train.0.env_params.gravity' is nan"),
+    (("[22.0, 500.0]", "[22.0, inf]"), [], "tasks.train.0.return_range.1' is inf"),
+    (("high = 1e-2", "high = +inf"), [], "search_space.lr.high' is inf"),
+    (None, ["tasks.train.0.env_params.gravity=nan"], "--set 'tasks.train.0.env_params"
+     ".gravity=nan': field 'tasks.train.0.env_params.gravity' is nan"),
+    (None, ["inner.lr=-inf"], "field 'inner.lr' is -inf"),
+    (None, ["search_space.lr={low=1e-4,high=nan}"], "field 'search_space.lr.high' is nan"),
+])
+def test_non_finite_numbers_are_refused_with_their_field(tmp_path, edit, override, field):
+    text = GOOD if edit is None else GOOD.replace(*edit)
+    with pytest.raises(SpecError) as err:
+        load_spec(write(tmp_path, text), override)
+    message = str(err.value)
+    assert field in message and "finite numbers only" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("data", [
+    {"train": [{"env": "gymnax/CartPole-v1", "timesteps": 64,
+                "env_params": {"gravity": float("nan")}}]},
+    {"train": [{"env": "gymnax/CartPole-v1", "timesteps": 64,
+                "env_params": {"gravity": {"low": 1.0, "high": float("inf")}}}]},
+    {"train": [{"env": "gymnax/CartPole-v1", "timesteps": 64,
+                "return_range": [0.0, float("inf")]}]},
+])
+def test_models_refuse_non_finite_numbers_without_the_loader(data):
+    from pydantic import ValidationError
+
+    from metarl.spec.schema import TaskSuite
+
+    with pytest.raises(ValidationError, match="finite number"):
+        TaskSuite.model_validate(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,28 @@ class CheckpointError(UserError, RuntimeError):
     exit_code = 1
 
 
+class StorageError(UserError):
+    """A folder a search must write to that cannot be written: read-only, full, or not a
+    folder. The message names the folder."""
+
+    exit_code = 1  # the spec was fine; the disk was not
+
+
+def check_writable(folder: str | Path, purpose: str, fix: str = "") -> None:
+    """Create `folder` if needed and write a file in it, so that a search learns it cannot
+    save before it spends minutes compiling rather than after."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".metarl-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        hint = fix or "launch the search from a folder you can write to, with free space"
+        raise StorageError(f"cannot write {purpose} in {folder.absolute()} "
+                           f"({err.strerror or err}): {hint}") from None
+
+
 def save_checkpoint(path: str | Path, state: PyTree, host: dict[str, Any]) -> Path:
     """Write `state` (any pytree of arrays) and JSON-able host-side data atomically."""
     path = Path(path)
@@ -29,11 +52,16 @@ def save_checkpoint(path: str | Path, state: PyTree, host: dict[str, Any]) -> Pa
     leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
     arrays = {f"leaf_{i:05d}": leaf for i, leaf in enumerate(leaves)}
     arrays["host_json"] = np.frombuffer(json.dumps(host).encode(), np.uint8)
-    # write to a temp file and rename, so a kill mid-write never leaves a torn checkpoint
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
+    # write to a temp file and rename, so a kill mid-write never leaves a torn checkpoint;
+    # os.open applies the umask (mkstemp would make the file private to its owner)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not also keep a half-written file
+        raise
     return path
 
 

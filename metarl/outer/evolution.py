@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from metarl.errors import UserError
 from metarl.outer.sharding import shard_over_population
 from metarl.outer.strategy import Strategy
 
@@ -44,6 +45,13 @@ class Generation(NamedTuple):
 Evaluate = Callable[[PyTree, jax.Array], Evaluation]
 
 
+class NoValidMembers(UserError):
+    """Every member of a generation had a NaN or infinite fitness: nothing can be ranked, so
+    the search stops (the runner raises this after recording the generation)."""
+
+    exit_code = 1  # the spec parsed; what it asked for could not be scored
+
+
 def init_outer_state(strategy: Strategy, key: jax.Array, mean: PyTree) -> OuterState:
     k_init, key = jax.random.split(key)
     return OuterState(strategy.init(k_init, mean), key, jnp.zeros((), jnp.int32),
@@ -53,7 +61,13 @@ def init_outer_state(strategy: Strategy, key: jax.Array, mean: PyTree) -> OuterS
 def make_generation(strategy: Strategy, evaluate: Evaluate,
                     mesh: jax.sharding.Mesh | None = None) -> Callable:
     """`generation(state) -> (state, Generation)`: ask, evaluate all members in one vmapped
-    call (sharded over `mesh`), rank non-finite fitness worst, tell, track the best."""
+    call (sharded over `mesh`), rank non-finite fitness worst, tell, track the best.
+
+    A generation in which every member is invalid is not told: all -inf fitness carries no
+    ranking and would move an ES mean on noise (or to NaN). The strategy stays as asked; the
+    caller is expected to stop (`Generation.invalid` says so; the runner raises
+    `NoValidMembers`).
+    """
 
     evaluate_all = evaluate if mesh is None else shard_over_population(evaluate, mesh)
 
@@ -63,7 +77,8 @@ def make_generation(strategy: Strategy, evaluate: Evaluate,
         ev = evaluate_all(population, k_eval)
         invalid = ~jnp.isfinite(ev.fitness)
         fitness = jnp.where(invalid, -jnp.inf, ev.fitness)
-        strat = strategy.tell(k_tell, population, fitness, strat)
+        told = strategy.tell(k_tell, population, fitness, strat)
+        strat = jax.tree.map(lambda t, s: jnp.where(jnp.all(invalid), s, t), told, strat)
         i = jnp.argmax(fitness)
         better = fitness[i] > state.best_fitness
         best_params = jax.tree.map(lambda p, b: jnp.where(better, p[i], b), population,

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 def fitness_figure(history: dict[str, Sequence[float]], title: str) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
-    gens = range(1, len(history["mean_fitness"]) + 1)
+    gens = range(len(history["mean_fitness"]))  # 0-based, as MLflow steps and trial names
     for key, style in (("best_fitness", "-"), ("gen_best_fitness", "--"),
                        ("mean_fitness", "-"), ("median_fitness", ":")):
         ax.plot(gens, history[key], style, label=key.replace("_", " "))

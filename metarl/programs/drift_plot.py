@@ -16,12 +16,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import NullLocator  # noqa: E402
 
 from metarl.learned import DriftObjective, LearnedObjective  # noqa: E402
 from metarl.ppo.objectives import ObjectiveInputs  # noqa: E402
 
 RATIOS = np.exp(np.linspace(np.log(0.5), np.log(2.0), 121))
 ADVANTAGES = np.linspace(-3.0, 3.0, 121)
+RATIO_TICKS = (0.5, 0.75, 1.0, 1.5, 2.0)
 ENTROPY = 0.5  # where a general objective is pictured: about CartPole's early policies
 
 
@@ -59,7 +61,9 @@ def drift_figure(objective: LearnedObjective, meta_params: Any, title: str) -> F
         im = ax.pcolormesh(RATIOS, ADVANTAGES, grid, shading="auto", cmap="viridis")
         ax.axvline(1.0, color="w", lw=0.8, ls="--")
         ax.set_xscale("log")
-        ax.set_xticks([0.5, 1.0, 2.0], ["0.5", "1", "2"])
+        # a log axis labels its minor ticks too ("6x10^-1" over "0.5"): label only these
+        ax.set_xticks(RATIO_TICKS, [f"{t:g}" for t in RATIO_TICKS])
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("ratio r")
         ax.set_ylabel("advantage A")
         ax.set_title(title if prog is None else f"{title}, progress {prog:.1f}", fontsize=9)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,10 @@ import numpy as np
 
 from metarl.outer import (
     CheckpointError,
+    NoValidMembers,
     OuterState,
+    StorageError,
+    check_writable,
     init_outer_state,
     load_checkpoint,
     make_generation,
@@ -34,6 +38,7 @@ from metarl.programs import build_program
 from metarl.programs.curves import fitness_figure
 from metarl.spec import SearchSpec, flatten, spec_hash, spec_json
 from metarl.tracking import SearchTracker, check_tracking_uri, default_tags
+from metarl.tracking.tracker import local_folders
 
 log = logging.getLogger(__name__)
 
@@ -118,44 +123,66 @@ class SearchRunner:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, state: OuterState, stop_after: int | None = None) -> SearchResult:
-        total = self.spec.outer.generations
-        gen = int(state.generation)
-        last_saved = gen
-        status = "FINISHED"
+        """Run to the last generation (or `stop_after`). Whatever stops it, what was computed
+        is checkpointed and tracked and the run gets its status before an error is raised."""
+        self._state, self._saved = state, int(state.generation)
+        error: BaseException | None = None
         try:
-            if self.progress:
-                self.progress.compiling()
-            if self.search._compiled is None:
-                self.search.compile(state)
-            self._log_setup()
-            pending = self.search.step(state) if gen < total else None
-            t_prev = time.perf_counter()
-            while pending is not None:
-                new_state, out = pending
-                gen = int(new_state.generation)  # blocks until this generation is computed
-                stop = gen >= total or (stop_after is not None and gen >= stop_after)
-                pending = None if stop else self.search.step(new_state)
-                if stop and gen < total:
-                    status = "KILLED"  # stopped early on request (stop_after)
-                state = new_state  # finished: from here on, Ctrl-C keeps this generation
-                now = time.perf_counter()
-                self._record(gen, jax.device_get(out), now - t_prev, state)
-                t_prev = now
-                self._meta_test(state, gen)
-                if gen % self.spec.tracking.checkpoint_every == 0 or gen >= total:
-                    self._checkpoint(state)
-                    last_saved = gen
+            status = self._generations(stop_after)
         except KeyboardInterrupt:
             status = "KILLED"
-            log.warning("interrupted: keeping everything up to generation %d", gen)
-        except Exception:
-            status = "FAILED"
-            raise
-        finally:
-            if gen != last_saved:
-                self._checkpoint(state)
-            result = self._finish(state, status)
+            log.warning("interrupted: keeping everything up to generation %d",
+                        int(self._state.generation))
+        except BaseException as err:  # noqa: BLE001 - raised again once the run is closed
+            status, error = "FAILED", err
+        # after a failed write, trying again would only fail again, half-way
+        if int(self._state.generation) != self._saved and not isinstance(error, StorageError):
+            try:
+                self._checkpoint(self._state)
+            except StorageError as err:
+                status, error = "FAILED", error or err  # the first failure is the one to tell
+        result = self._finish(self._state, status)
+        if error is not None:
+            raise error  # outside any handler: one traceback, no "during handling of" chain
         return result
+
+    def _generations(self, stop_after: int | None) -> str:
+        """The generations themselves; returns "FINISHED", or "KILLED" at `stop_after`."""
+        total = self.spec.outer.generations
+        if self.progress:
+            self.progress.compiling()
+        if self.search._compiled is None:
+            self.search.compile(self._state)
+        self._log_setup()
+        pending = self.search.step(self._state) if int(self._state.generation) < total \
+            else None
+        status, t_prev = "FINISHED", time.perf_counter()
+        while pending is not None:
+            new_state, out = pending
+            gen = int(new_state.generation)  # blocks until this generation is computed
+            stop = gen >= total or (stop_after is not None and gen >= stop_after)
+            pending = None if stop else self.search.step(new_state)
+            if stop and gen < total:
+                status = "KILLED"  # stopped early on request (stop_after)
+            self._state = new_state  # finished: from here on, Ctrl-C keeps this generation
+            now = time.perf_counter()
+            out = jax.device_get(out)
+            self._record(gen, out, now - t_prev, new_state)
+            t_prev = now
+            if np.all(out.invalid):
+                raise self._no_valid_members(gen, len(out.invalid))
+            self._meta_test(new_state, gen)
+            if gen % self.spec.tracking.checkpoint_every == 0 or gen >= total:
+                self._checkpoint(new_state)
+        return status
+
+    def _no_valid_members(self, gen: int, members: int) -> NoValidMembers:
+        where = "" if self.tracker is None else f" (MLflow run {self.tracker.run_id}, FAILED)"
+        return NoValidMembers(
+            f"generation {gen - 1}: all {members} members scored NaN or inf, so none can be "
+            f"ranked and the search stopped{where}. Usual causes: a search_space range that "
+            "makes training diverge (lr too high), env_params the env cannot run with, or a "
+            "task without return_range whose returns are not finite")
 
     # -- per generation -----------------------------------------------------------------------
     def _record(self, gen: int, out: Any, seconds: float, state: OuterState) -> None:
@@ -164,11 +191,11 @@ class SearchRunner:
         finite = fitness[np.isfinite(fitness)]
         stats = {
             "generation": gen - 1,
-            "best_fitness": float(state.best_fitness),
-            "gen_best_fitness": float(finite.max()) if finite.size else float("nan"),
-            "mean_fitness": float(finite.mean()) if finite.size else float("nan"),
-            "median_fitness": float(np.median(finite)) if finite.size else float("nan"),
-            "std_fitness": float(finite.std()) if finite.size else float("nan"),
+            "best_fitness": _finite_or_nan(state.best_fitness),  # -inf until a member scores
+            "gen_best_fitness": _finite_stat(np.max, finite),
+            "mean_fitness": _finite_stat(np.mean, finite),
+            "median_fitness": _finite_stat(np.median, finite),
+            "std_fitness": _finite_stat(np.std, finite),
             "invalid_members": int(np.sum(out.invalid)),
             "generation_seconds": seconds,
             "wall_seconds": time.perf_counter() - self.t_start,
@@ -177,8 +204,9 @@ class SearchRunner:
         labels = self.search.program.suite.labels
         returns = np.asarray(out.task_returns, np.float64)
         for i, label in enumerate(labels):
-            stats[f"task/{label}/return_mean"] = float(np.nanmean(returns[:, i]))
-            stats[f"task/{label}/return_best"] = float(np.nanmax(returns[:, i]))
+            column = returns[:, i][np.isfinite(returns[:, i])]
+            stats[f"task/{label}/return_mean"] = _finite_stat(np.mean, column)
+            stats[f"task/{label}/return_best"] = _finite_stat(np.max, column)
         for k in HISTORY_KEYS:
             self.history[k].append(stats[k])
         extra = {f"return/{lab}": returns[:, i] for i, lab in enumerate(labels)}
@@ -189,7 +217,9 @@ class SearchRunner:
             log.warning("generation %d: %d member(s) had NaN/inf fitness (ranked worst)",
                         gen - 1, stats["invalid_members"])
         if self.tracker is not None:
-            self.tracker.log_metrics(stats, step=gen - 1)
+            # no point rather than a false one: MLflow stores -inf as -1.8e308
+            self.tracker.log_metrics({k: v for k, v in stats.items() if np.isfinite(v)},
+                                     step=gen - 1)
             self.tracker.log_population(gen - 1, fitness, extra)
             self._log_trials(gen - 1, out, fitness, returns, labels)
         if self.progress:
@@ -249,13 +279,38 @@ class SearchRunner:
         if self.tracker is None or not is_main_process():
             return
         gen = int(state.generation)
+        if not np.isfinite(state.best_fitness):
+            return  # no member has scored yet: nothing to resume from or to call best
+        try:
+            self._save_and_upload(state, gen)
+        except OSError as err:  # disk full or folder gone mid-run: one clear line, no chain
+            self.tracker.flush()  # what is queued still reaches MLflow before the run fails
+            raise StorageError(
+                f"could not save the checkpoint of generation {gen - 1}: "
+                f"{err.filename or checkpoint_dir(self.tracker.run_id).absolute()}: "
+                f"{err.strerror or err}. Tracking up to here is in MLflow run "
+                f"{self.tracker.run_id} (FAILED); {self._resume_hint()}") from None
+        self._saved = gen
+        log.info("checkpoint at generation %d: %s", gen,
+                 checkpoint_dir(self.tracker.run_id) / "latest.npz")
+
+    def _resume_hint(self) -> str:
+        if self._saved == 0:
+            return "free some space and launch it again"
+        return (f"free some space, then `metarl search resume {self.tracker.run_id}` carries "
+                f"on after generation {self._saved - 1}")
+
+    def _save_and_upload(self, state: OuterState, gen: int) -> None:
         folder = checkpoint_dir(self.tracker.run_id)
         path = save_checkpoint(folder / "latest.npz", state, self._host_data(state))
         # a copy per generation in the run's artifacts, for `metarl export --generation`
         snapshot = folder / f"gen_{gen:05d}.npz"
-        shutil.copyfile(path, snapshot)
-        self.tracker.log_artifact(str(path), "checkpoints")
-        self.tracker.log_artifact(str(snapshot), "checkpoints")
+        try:
+            shutil.copyfile(path, snapshot)
+            self.tracker.log_artifact(str(path), "checkpoints")
+            self.tracker.log_artifact(str(snapshot), "checkpoints")
+        finally:
+            snapshot.unlink(missing_ok=True)  # staged for upload; only `latest` stays here
         self._log_params_artifacts(state)
         if self.history["mean_fitness"]:
             self.tracker.log_figure(fitness_figure(self.history, self.spec.name),
@@ -265,8 +320,6 @@ class SearchRunner:
                                                                                  gen).items():
             self.tracker.log_figure(fig, name)
         self.tracker.flush()  # checkpoint and tracking are on record before we go on
-        snapshot.unlink(missing_ok=True)  # uploaded; only `latest` stays on local disk
-        log.info("checkpoint at generation %d: %s", gen, path)
 
     def _log_params_artifacts(self, state: OuterState) -> None:
         program = self.search.program
@@ -279,16 +332,29 @@ class SearchRunner:
 
     def _finish(self, state: OuterState, status: str) -> SearchResult:
         program = self.search.program
-        best = jax.device_get(state.best_params)
         mean = jax.device_get(self.search.strategy.mean(state.strategy))
         run_id = "" if self.tracker is None else self.tracker.run_id
         if self.tracker is not None:
             self.tracker.finish(status)
         if self.progress:
             self.progress.stop()
-        return SearchResult(run_id, int(state.generation), float(state.best_fitness),
-                            program.export_params(best), program.export_params(mean),
-                            self.history, status, best, mean)
+        # until a member scores, best_params is the start point: never report it as best
+        scored = bool(np.isfinite(state.best_fitness))
+        best = jax.device_get(state.best_params) if scored else None
+        return SearchResult(run_id, int(state.generation), _finite_or_nan(state.best_fitness),
+                            program.export_params(best) if scored else {},
+                            program.export_params(mean), self.history, status, best, mean)
+
+
+def _finite_or_nan(x: Any) -> float:
+    x = float(x)
+    return x if np.isfinite(x) else float("nan")
+
+
+def _finite_stat(fn: Any, values: np.ndarray) -> float:
+    """`fn(values)` of the finite values given, NaN (and no numpy warning) when there are
+    none."""
+    return float(fn(values)) if values.size else float("nan")
 
 
 def _jsonable(tree: Any) -> Any:
@@ -325,10 +391,22 @@ def restore(search: Search, run_id: str,
     return load_checkpoint(local, search.initial_state())
 
 
+def check_local_folders() -> None:
+    """Fail with `StorageError` now, before a run exists or anything compiles, if a folder
+    the search will write to (checkpoints, unsent tracking, staged uploads) cannot be
+    written."""
+    if not is_main_process():
+        return  # only the main process checkpoints and tracks
+    check_writable(CHECKPOINT_ROOT, "checkpoints")
+    for purpose, (folder, fix) in local_folders().items():
+        check_writable(folder, purpose, fix)
+
+
 def run_search(spec: SearchSpec, tracking_uri: str, spec_text: str, progress: Any = None,
                stop_after: int | None = None, search: Search | None = None) -> SearchResult:
     """Launch a new search: one MLflow parent run, checked reachable before compiling."""
     check_tracking_uri(tracking_uri)
+    check_local_folders()
     search = search or Search(spec)  # builds envs: bad env params fail before a run exists
     tracker = start_tracker(spec, tracking_uri, spec_text) if is_main_process() else None
     runner = SearchRunner(search, tracker, progress)
@@ -339,8 +417,9 @@ def load_run_spec(run_id: str, tracking_uri: str) -> SearchSpec:
     from metarl.spec import load_spec_data
     from metarl.tracking import download_artifact
 
-    path = download_artifact(tracking_uri, run_id, SPEC_ARTIFACT, str(checkpoint_dir(run_id)))
-    return load_spec_data(json.loads(Path(path).read_text()), f"run {run_id}: {SPEC_ARTIFACT}")
+    with tempfile.TemporaryDirectory(prefix="metarl-spec-") as tmp:  # reading writes nothing
+        text = Path(download_artifact(tracking_uri, run_id, SPEC_ARTIFACT, tmp)).read_text()
+    return load_spec_data(json.loads(text), f"run {run_id}: {SPEC_ARTIFACT}")
 
 
 def resume_search(run_id: str, tracking_uri: str, progress: Any = None,
@@ -348,6 +427,7 @@ def resume_search(run_id: str, tracking_uri: str, progress: Any = None,
     """Continue `run_id` from its latest checkpoint, in the same MLflow run. An already
     compiled `search` of the same spec may be passed to skip compiling again."""
     check_tracking_uri(tracking_uri)
+    check_local_folders()
     spec = load_run_spec(run_id, tracking_uri)
     if search is None or spec_hash(search.spec) != spec_hash(spec):
         search = Search(spec)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     for item in overrides:
         path, value = parse_override(item)
+        bad = non_finite(value, ".".join(path))
+        if bad:
+            raise SpecError(f"--set {item!r}: {_finite_only(bad)}")
         node: Any = data
         for i, part in enumerate(path[:-1]):
             if isinstance(node, list):
@@ -83,6 +87,20 @@ def _resolve_tasks_ref(ref: str, spec_path: Path) -> Path:
                     f"(looked in {', '.join(str(c.parent) for c in candidates)})")
 
 
+def non_finite(data: Any, prefix: str = "") -> list[tuple[str, float]]:
+    """`(field, value)` for every NaN or infinite number in nested TOML/JSON data."""
+    if isinstance(data, float):
+        return [] if math.isfinite(data) else [(prefix, data)]
+    items = (data.items() if isinstance(data, dict)
+             else enumerate(data) if isinstance(data, list | tuple) else ())
+    return [hit for k, v in items for hit in non_finite(v, f"{prefix}.{k}" if prefix else str(k))]
+
+
+def _finite_only(bad: list[tuple[str, float]]) -> str:
+    fields = ", ".join(f"field '{where}' is {value}" for where, value in bad)
+    return f"{fields}: finite numbers only (no nan or inf)"
+
+
 def _format_error(source: str, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
@@ -103,6 +121,11 @@ def load_task_suite(path: str | Path) -> TaskSuite:
 
 
 def _validate(model: type, data: dict[str, Any], source: str) -> Any:
+    # checked before pydantic, whose message for a NaN in a union field (an env param may be
+    # a number, a bool or a range) is one confusing line per alternative
+    bad = non_finite(data)
+    if bad:
+        raise SpecError(f"{source}: {_finite_only(bad)}")
     try:
         return model.model_validate(data)
     except ValidationError as err:

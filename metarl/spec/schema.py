@@ -24,7 +24,9 @@ _HP = HParams._field_defaults
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # TOML allows `nan` and `inf`; an unbounded field such as an env param would let them
+    # through to every fitness, so non-finite numbers are refused everywhere
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Range(Strict):

@@ -23,8 +23,13 @@ log = logging.getLogger("metarl.tracking")
 SPILL_DIR = Path(".metarl") / "unsent"
 
 
+def spill_dir(base: Path | None = None) -> Path:
+    """The folder unsent tracking data of searches launched in `base` (default: here) go to."""
+    return (base or Path.cwd()) / SPILL_DIR
+
+
 def spill_path_for(run_id: str, base: Path | None = None) -> Path:
-    return (base or Path.cwd()) / SPILL_DIR / f"{run_id}.jsonl"
+    return spill_dir(base) / f"{run_id}.jsonl"
 
 
 class Spill:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 from collections import Counter
+from pathlib import Path
 
 import metarl
 
@@ -19,15 +20,25 @@ def default_tags(spec_hash: str) -> dict[str, str]:
     }
 
 
-def git_commit() -> str:
-    """Short SHA of HEAD in the working directory, or "unknown" outside a repository."""
+def git_commit(folder: str | Path | None = None) -> str:
+    """Short SHA of HEAD of the git checkout that holds the running metarl (or `folder`), or
+    "unknown" when it is installed from a wheel: the code that ran, not the launch folder's."""
+    folder = Path(folder or Path(metarl.__file__).parent)
+    # the package must be tracked there: a wheel installed into a venv inside some other
+    # repository would otherwise report that repository's commit
+    tracked = _git(folder, "ls-files", "--error-unmatch", "--", "__init__.py")
+    return (_git(folder, "rev-parse", "--short", "HEAD") if tracked is not None else None) \
+        or "unknown"
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    """git's stdout in `folder`, None when git fails or is missing."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=False)
+        out = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True,
+                             timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):  # git not installed, or hung on a network fs
-        return "unknown"
-    sha = out.stdout.strip()
-    return sha if out.returncode == 0 and sha else "unknown"
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def jax_devices() -> str:

@@ -28,7 +28,7 @@ import numpy as np
 from metarl.tracking import ops
 from metarl.tracking.errors import TrackingUnavailable
 from metarl.tracking.population import PopulationTable
-from metarl.tracking.spill import Spill, spill_path_for
+from metarl.tracking.spill import Spill, spill_dir, spill_path_for
 from metarl.tracking.uri import check_tracking_uri, is_http, sqlite_path
 from metarl.tracking.writer import Writer, is_rejection
 
@@ -37,6 +37,7 @@ log = logging.getLogger("metarl.tracking")
 RUN_TYPE_TAG = "metarl.run_type"
 POPULATION_FILE = "population.csv"
 STATUSES = ("FINISHED", "KILLED", "FAILED")
+STAGING_PREFIX = "metarl-tracking-"
 
 # MLflow's HTTP defaults retry a dead server for about four minutes per request; a search
 # would then wait that long at finish(). These apply only where the user set nothing.
@@ -67,7 +68,8 @@ class SearchTracker:
         self._writer = Writer(client, tracking_uri, Spill(self.spill_path, tracking_uri, run_id),
                               probe=self._probe, retry_interval=self.retry_interval_s)
         self._population = PopulationTable()
-        self._staging = Path(tempfile.mkdtemp(prefix="metarl-tracking-"))
+        # made on first use: a full temp folder must not fail a run that was just created
+        self._staging: Path | None = None
         self._staged = 0
         self._max_generation_step: int | None = None
         self._finished = False
@@ -254,6 +256,8 @@ class SearchTracker:
             raise RuntimeError(f"search run {self.run_id} is finished; attach() to log more")
 
     def _stage_dir(self) -> Path:
+        if self._staging is None:
+            self._staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX))
         self._staged += 1
         d = self._staging / str(self._staged)
         d.mkdir()
@@ -285,7 +289,8 @@ class SearchTracker:
     def _close(self) -> None:
         self._finished = True
         self._writer.close()
-        shutil.rmtree(self._staging, ignore_errors=True)
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
         atexit.unregister(self._at_exit)
 
     def _at_exit(self) -> None:
@@ -295,6 +300,17 @@ class SearchTracker:
             self._queue_population()
             if not self._writer.flush(timeout=60.0):
                 log.warning("exiting with MLflow writes of run %s unsent", self.run_id)
+
+
+def local_folders() -> dict[str, tuple[Path, str]]:
+    """What a tracker writes on this machine: `{purpose: (folder, how to change it)}`, so a
+    search can check them before it starts."""
+    return {
+        "unsent tracking data": (spill_dir(), "launch the search from a folder you can "
+                                 "write to, with free space"),
+        "tracking staging files": (Path(tempfile.gettempdir()), "point TMPDIR at a folder "
+                                   "you can write to, with free space"),
+    }
 
 
 def _client(tracking_uri: str) -> Any:
