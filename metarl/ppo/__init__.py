@@ -2,7 +2,7 @@
 
 from metarl.ppo.config import HParams, PPOConfig
 from metarl.ppo.objectives import Objective, ObjectiveInputs, ppo_clip
-from metarl.ppo.train import METRIC_NAMES, TrainState, make_train
+from metarl.ppo.train import METRIC_NAMES, PPO, TrainState, make_train
 
-__all__ = ["HParams", "METRIC_NAMES", "Objective", "ObjectiveInputs", "PPOConfig",
+__all__ = ["HParams", "METRIC_NAMES", "Objective", "ObjectiveInputs", "PPO", "PPOConfig",
            "TrainState", "make_train", "ppo_clip"]
