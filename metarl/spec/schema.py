@@ -158,7 +158,9 @@ class Outer(Strict):
 
 
 class Tracking(Strict):
-    experiment: str | None = Field(None, description="MLflow experiment (default: spec name)")
+    experiment: str | None = Field(
+        None, description="MLflow experiment (default: spec name); printable, at most 250 "
+        "characters")
     checkpoint_every: int = Field(5, gt=0, description="generations between checkpoints")
     trials: Literal["all", "best"] = Field(
         "all", description="child runs: every candidate, or each generation's best only")
@@ -171,6 +173,15 @@ class Tracking(Strict):
     meta_test_final_fraction: float | None = Field(
         None, gt=0, le=1, description="a meta-test scores the mean return over this last "
         "fraction of updates (default: outer.final_fraction, the fitness window)")
+
+    @field_validator("experiment")
+    @classmethod
+    def _printable(cls, name: str | None) -> str | None:
+        if name is not None and not (name.strip() == name and 0 < len(name) <= 250
+                                     and name.isprintable()):
+            raise ValueError(f"{name!r}: an experiment name is 1-250 printable characters "
+                             "without leading or trailing spaces")
+        return name
 
 
 class RuleExport(Strict):
