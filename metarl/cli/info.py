@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import click
 from rich.console import Console
 from rich.table import Table
@@ -50,22 +48,27 @@ def _task_names(suite: dict, split: str) -> str:
 @click.command()
 @click.option("--tracking-uri", default=None, help="Store to show (default: "
               "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")
-@click.option("--port", default=5000, show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 def ui(tracking_uri: str | None, port: int) -> None:
-    """Open the MLflow UI on http://127.0.0.1:PORT for the local store.
+    """Serve the MLflow UI on http://127.0.0.1:PORT for a local store.
+
+    Once the UI answers, prints the address of the newest search's runs (trials nested under
+    their search run, fitness and hyperparameter columns) to stdout. An http(s) store is
+    already a server: open it in a browser instead.
 
     \b
     Example:
       metarl ui --port 5001
     """
-    from metarl.tracking import resolve_tracking_uri, ui_command
+    from metarl.tracking import resolve_tracking_uri
+    from metarl.tracking.ui import check_port_free, first_page_url, serve, ui_command
 
-    try:
-        cmd = ui_command(resolve_tracking_uri(tracking_uri), port)
-    except ValueError as err:  # e.g. an http:// store already has its own UI
-        fail(str(err), 2)
-    click.echo(f"MLflow UI on http://127.0.0.1:{port}  (Ctrl-C to stop)", err=True)
-    try:
-        subprocess.run(cmd, check=False)
-    except KeyboardInterrupt:
-        pass
+    uri = resolve_tracking_uri(tracking_uri)
+    cmd = ui_command(uri, port)  # raises UserError for a store it cannot serve
+    check_port_free(port)
+    url = first_page_url(uri, port)
+    click.echo(f"Starting the MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)",
+               err=True)
+    status = serve(cmd, port, on_ready=lambda: click.echo(url))
+    if status != 0:
+        fail(f"the MLflow UI server exited with status {status} (its messages are above)", 1)

@@ -330,7 +330,7 @@ def _experiment_id(client: Any, tracking_uri: str, name: str) -> str:
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=_artifact_location(
+        experiment_id = client.create_experiment(name, artifact_location=_artifact_location(
             tracking_uri, name))
     except Exception as e:
         # another search created it between our lookup and create
@@ -338,6 +338,10 @@ def _experiment_id(client: Any, tracking_uri: str, name: str) -> str:
         if experiment is None:
             raise e
         return experiment.experiment_id
+    from metarl.tracking.experiment_view import mark_experiment  # imports this module
+
+    mark_experiment(client, experiment_id)  # the UI then opens on runs, not on GenAI pages
+    return experiment_id
 
 
 def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
