@@ -93,5 +93,13 @@ def test_per_env_params_give_each_env_its_own_task():
                                rtol=1e-5)
     # different tasks per env: pole lengths from very short to very long change episodes
     lengths = per_env.replace(length=jnp.array([0.05, 0.5, 2.0, 5.0], jnp.float32))
-    state = jax.jit(PPO(CFG, env, per_env_params=True).init)(key, None, HP, lengths)
+    ppo = PPO(CFG, env, per_env_params=True)
+    state = jax.jit(ppo.init)(key, None, HP, lengths)
     assert state.env_params.length.shape == (n,)
+    # move env 0 alone to another level
+    levels = lengths.replace(length=jnp.full((n,), 9.0, jnp.float32))
+    which = jnp.array([True, False, False, False])
+    moved = jax.jit(ppo.reset_envs)(state, jax.random.PRNGKey(5), levels, which)
+    np.testing.assert_array_equal(moved.env_params.length, [9.0, 0.5, 2.0, 5.0])
+    assert not np.array_equal(moved.obs[0], state.obs[0])
+    np.testing.assert_array_equal(moved.obs[1:], state.obs[1:])

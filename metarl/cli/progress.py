@@ -35,7 +35,7 @@ class SearchProgress:
 
     def update(self, generation: int, stats: dict[str, Any]) -> None:
         self.bar.update(self.task, completed=generation, description="generation",
-                        best=f"{stats['best_fitness']:.3f}",
+                        best=_shown(stats.get("best_fitness")),
                         sps=f"{stats['env_steps_per_second']:,.0f}")
 
     def meta_test(self, generation: int, metrics: dict[str, float]) -> None:
@@ -51,3 +51,8 @@ class SearchProgress:
 
     def stop(self) -> None:
         self.bar.stop()
+
+
+def _shown(best: float | None) -> str:
+    """The best fitness so far, or "-" while no member has scored (NaN or not logged)."""
+    return "-" if best is None or best != best else f"{best:.3f}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import TYPE_CHECKING
 
@@ -152,8 +153,10 @@ def _print_result(result: SearchResult, uri: str) -> None:
     from metarl.tracking.uri import is_http
 
     out = _stdout()
+    best = ("no candidate scored yet" if math.isnan(result.best_fitness)
+            else f"best fitness {result.best_fitness:.4f}")
     out.print(f"[bold]{result.status}[/bold]: run {result.run_id}, "
-              f"{result.generations} generation(s), best fitness {result.best_fitness:.4f}")
+              f"{result.generations} generation(s), {best}")
     for name, payload in (("best", result.best), ("mean", result.mean)):
         values = payload.get("hparams")
         if values:

@@ -149,6 +149,24 @@ class PPO:
         """The per-update score a search ranks by: the mean return of finished episodes."""
         return metrics["episode_return"]
 
+    def reset_envs(self, state: TrainState, key: jax.Array, env_params: PyTree,
+                   which: jax.Array) -> TrainState:
+        """The envs where `which` (`(num_envs,)` bool) is true restart, on their row of
+        `env_params` (per-env params): a curriculum moving env `i` to a new level. The others
+        keep their episode, params and running return."""
+        if not self.per_env_params:
+            raise ValueError("reset_envs needs PPO(..., per_env_params=True)")
+        obs, env_state = jax.vmap(self.env.reset)(
+            jax.random.split(key, self.config.num_envs), env_params)
+
+        def pick(new: jax.Array, old: jax.Array) -> jax.Array:
+            return jnp.where(which.reshape(which.shape + (1,) * (new.ndim - 1)), new, old)
+
+        return state._replace(
+            obs=pick(obs, state.obs), env_state=jax.tree.map(pick, env_state, state.env_state),
+            env_params=jax.tree.map(pick, env_params, state.env_params),
+            episode_return=jnp.where(which, 0.0, state.episode_return))
+
     def train(self, key: jax.Array, meta_params: PyTree = None, hparams: HParams | None = None,
               env_params: PyTree = None) -> tuple[TrainState, dict[str, jax.Array]]:
         """A whole run: `init` then `config.num_updates` updates."""
