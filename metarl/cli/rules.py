@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -101,8 +103,9 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
     ratios = {name: ratio_ci(learned.scores(), res.scores())
               for name, res in zip(list(results)[1:], baselines, strict=True)}
     _print_table(results, ratios, cands.generation)
-    _log_evaluation(uri, run_id, results, ratios, which, cands.generation, tasks_file, seeds,
-                    fraction)
+    with _kept_if_logging_fails("the table above"):
+        _log_evaluation(uri, run_id, results, ratios, which, cands.generation, tasks_file, seeds,
+                        fraction)
 
 
 def _baseline_names(baselines: str) -> list[str]:
@@ -189,6 +192,17 @@ def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: s
     click.echo(f"logged as run {cid} under search {run_id}", err=True)
 
 
+@contextlib.contextmanager
+def _kept_if_logging_fails(what: str) -> Iterator[None]:
+    """Results are computed and shown before they are logged: a store that fails now costs
+    the MLflow record, never the results (one line, exit 1)."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - any store failure means the same here
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        fail(f"{what} is complete, but logging it to MLflow failed: {first}", 1)
+
+
 def _finite_logger(client):  # noqa: ANN001, ANN202
     """`client.log_metric` that leaves out NaN (a CI that could not be computed)."""
     import math
@@ -235,7 +249,8 @@ def export(run_id: str, output: str | None, which: str, generation: int | None,
     if symbolic and hasattr(program.objective, "drift"):
         _append_symbolic(path, program.objective, params)
     click.echo(f"wrote {path}")
-    _log_export(uri, run_id, path)
+    with _kept_if_logging_fails(str(path)):
+        _log_export(uri, run_id, path)
 
 
 def _append_symbolic(path: Path, objective, params) -> None:  # noqa: ANN001
