@@ -22,3 +22,17 @@ __all__ = ["CheckpointError", "Evaluation", "Generation", "NoValidMembers", "Out
            "StorageError", "Strategy", "check_writable", "init_outer_state", "load_checkpoint",
            "make_generation", "make_strategy", "maybe_initialize_distributed",
            "population_mesh", "save_checkpoint"]
+
+# outer loops behind one interface over a truncated inner problem (docs/outer-loops.md);
+# the problem's own `Evaluation(fitness, info)` stays in metarl.outer.problem, as the name
+# above is the generation-based loop's
+from metarl.outer.loop import (  # noqa: E402
+    OuterLoop,
+    OuterLoopError,
+    StepReport,
+    make_outer_loop,
+)
+from metarl.outer.problem import TruncatedProblem, full_fitness  # noqa: E402
+
+__all__ += ["OuterLoop", "OuterLoopError", "StepReport", "TruncatedProblem", "full_fitness",
+            "make_outer_loop"]
