@@ -123,7 +123,7 @@ def main() -> None:
         for suite, (tasks, seed) in suites.items():
             if not tasks:
                 continue
-            res = evaluate_rules({name: (objective, params)}, tasks, inner, hp, 1.0,
+            res = evaluate_rules({name: (objective, params, hp)}, tasks, inner, 1.0,
                                  seed=seed)[name]
             for frac in args.final_fraction:
                 s = window_scores(res, tasks, frac)

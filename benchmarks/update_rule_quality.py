@@ -53,20 +53,20 @@ def main() -> None:
         print(f"rule: {args.rule} (no meta-training)")
     else:
         learned = meta_train(spec, args.export)
-    rules = {"learned": learned}
+    hp = spec.inner.hparams()
+    rules = {"learned": (*learned, hp)}
     for name in ("ppo_clip", "dpo"):
         obj = make_objective(name)
-        rules[name] = (obj, obj.init(None))
+        rules[name] = (obj, obj.init(None), hp)
     inner = spec.inner.model_copy(update={"seeds": args.seeds})
     if args.train:
         # the search's own objective, on fresh seeds: did the search improve what it optimised?
-        report(evaluate_rules(rules, list(spec.tasks.train), inner, spec.inner.hparams(),
-                              spec.outer.final_fraction, seed=spec.seed + 2),
+        report(evaluate_rules(rules, list(spec.tasks.train), inner, spec.outer.final_fraction,
+                              seed=spec.seed + 2),
                f"training tasks (the search's objective, last {spec.outer.final_fraction:.0%})",
                args.seeds)
     tasks = list(spec.tasks.held_out or spec.tasks.train)
-    results = evaluate_rules(rules, tasks, inner, spec.inner.hparams(), args.final_fraction,
-                             seed=spec.seed + 1)
+    results = evaluate_rules(rules, tasks, inner, args.final_fraction, seed=spec.seed + 1)
     ratio, lo, hi = report(results, f"held-out tasks (last {args.final_fraction:.0%})",
                            args.seeds)
     print(f"learned / ppo_clip normalised IQM: {ratio:.3f} [{lo:.3f}, {hi:.3f}]   "

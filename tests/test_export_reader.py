@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from metarl.cli import main
 from metarl.export import ExportError, load_rule, read_export, write_module
 from metarl.learned import make_objective
-from metarl.programs import build_program
+from metarl.programs import build_kind
 from metarl.spec import SpecError, load_spec, load_spec_data, spec_json
 
 SPEC = """name = "seeded"
@@ -84,7 +84,7 @@ def test_a_real_export_round_trips_and_seeds_the_search(project, rule):
     spec = load_spec(spec_file(project / "specs", "module:rules/lpo.py"))
     assert spec.rule.exported.rule == "lpo"
     assert spec.rule.exported.settings == {"hidden_sizes": [4], "temporal": False}
-    program = build_program(spec)
+    program = build_kind(spec)
     assert program.objective == objective
     jax.tree.map(np.testing.assert_array_equal, program.initial_mean(), params)
 
@@ -100,7 +100,7 @@ def test_a_stored_spec_rebuilds_the_rule_without_the_file(project, rule):
     (project / "rules" / "lpo.py").unlink()
     again = load_spec_data(stored, "run x: spec.resolved.json")
     assert spec_json(again) == spec_json(spec)
-    program = build_program(again)
+    program = build_kind(again)
     assert program.objective == objective
     assert jax.tree.map(jnp.shape, program.initial_mean()) == jax.tree.map(jnp.shape, params)
 
@@ -113,7 +113,7 @@ def test_a_spec_never_runs_the_module_it_names(project, rule):
     again, weights = load_rule(project / "rules" / "evil.py")
     jax.tree.map(np.testing.assert_array_equal, weights, rule[1])
     path = spec_file(project / "specs", "module:rules/evil.py")
-    program = build_program(load_spec(path))
+    program = build_kind(load_spec(path))
     jax.tree.map(np.testing.assert_array_equal, program.initial_mean(), rule[1])
     code, text = run_dry(path)
     assert code == 0, text

@@ -76,14 +76,14 @@ def store(tmp_path, monkeypatch, mlflow_db_template) -> str:
 def evaluate_with(monkeypatch):
     """`evaluate_with(fitness)`: programs built from here on score members by `fitness`."""
     def use(fitness):
-        real = runner.build_program
+        real = runner.build_kind
 
         def build(spec):
             program = real(spec)
             program.evaluate = lambda pop, key: Evaluation(fitness(pop), fitness(pop)[:, None])
             return program
 
-        monkeypatch.setattr(runner, "build_program", build)
+        monkeypatch.setattr(runner, "build_kind", build)
     return use
 
 

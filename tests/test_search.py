@@ -151,3 +151,41 @@ def test_search_logs_to_a_real_server_over_http(search, mlflow_server, workdir, 
     assert len(client.get_metric_history(result.run_id, "best_fitness")) == 3
     arts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"population.csv", "best_params.json", "checkpoints"} <= arts
+
+
+def test_evaluate_and_export_of_an_hparams_search_go_through_its_kind(full_run, uri,
+                                                                       workdir, monkeypatch):
+    """`metarl evaluate` trains the found hyperparameters beside the [inner] ones; `metarl
+    export` says this kind has no module to write (one line, exit 2)."""
+    from click.testing import CliRunner
+
+    from metarl.cli import main
+
+    monkeypatch.chdir(workdir)
+    prefix = full_run.run_id[:8]
+    result = CliRunner().invoke(main, ["evaluate", prefix, "--seeds", "2", "--tracking-uri",
+                                       uri], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "found (mean)" in result.output and "inner" in result.output
+    assert "learned / inner IQM" in result.output
+    result = CliRunner().invoke(main, ["export", prefix, "--tracking-uri", uri])
+    assert result.exit_code == 2 and "has no module to export" in result.output
+    result = CliRunner().invoke(main, ["evaluate", prefix, "--baselines", "dpo",
+                                       "--tracking-uri", uri])
+    assert result.exit_code == 2 and "compares with inner, not dpo" in result.output
+
+
+def test_specs_stored_before_kinds_owned_their_sections_still_load():
+    """Runs stored every section whatever their kind; another kind's section at its default
+    is dropped, anything else in it is refused."""
+    from metarl.spec import SpecError
+
+    stored = {**json.loads(json.dumps(TINY_SPEC)),
+              "rule": {"objective": "lpo", "init": "ppo", "settings": {}}}
+    assert load_spec_data(stored, "stored").kind == "hparams"
+    stored["rule"]["objective"] = "dpo"
+    with pytest.raises(SpecError, match="field 'rule': unknown field"):
+        load_spec_data(stored, "stored")
+    with pytest.raises(SpecError, match="unknown search kind 'hparam'; allowed: hparams, "
+                       "update_rule"):
+        load_spec_data({**TINY_SPEC, "kind": "hparam"}, "typo")

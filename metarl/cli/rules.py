@@ -15,9 +15,6 @@ from metarl.cli.paths import find_spec
 TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
 
 
-BASELINES = ("ppo_clip", "dpo")  # closed-form rules: nothing to search, nothing to load
-
-
 def _store(tracking_uri: str | None) -> str:
     from metarl.tracking import check_tracking_uri, resolve_tracking_uri
 
@@ -26,19 +23,15 @@ def _store(tracking_uri: str | None) -> str:
     return uri
 
 
-def _update_rule_candidates(run_id: str, uri: str, generation: int | None):  # noqa: ANN202
+def _candidates(run_id: str, uri: str, generation: int | None):  # noqa: ANN202
     from metarl.programs.candidates import load_candidates
     from metarl.tracking import resolve_run_id
 
     run_id = resolve_run_id(uri, run_id)
     try:
-        cands = load_candidates(run_id, uri, generation)
+        return load_candidates(run_id, uri, generation)
     except FileNotFoundError as err:
         fail(f"run {run_id!r} has no stored spec in {uri}: {err}")
-    if cands.search.spec.kind != "update_rule":
-        fail(f"run {run_id} is a {cands.search.spec.kind!r} search; `evaluate` and `export` "
-             "take update_rule searches")
-    return cands
 
 
 @click.command()
@@ -47,39 +40,41 @@ def _update_rule_candidates(run_id: str, uri: str, generation: int | None):  # n
               help="Task suite (tasks/*.toml); all its tasks are evaluated. Default: the "
               "search's own held-out tasks, else its training tasks.")
 @click.option("--seeds", default=10, show_default=True, type=click.IntRange(min=1),
-              help="Training runs per rule and task (2 or more for confidence intervals).")
+              help="Training runs per candidate and task (2 or more for confidence intervals).")
 @click.option("--which", type=click.Choice(["mean", "best"]), default="mean",
               show_default=True, help="The search mean, or the best candidate evaluated.")
 @click.option("--generation", type=click.IntRange(min=0), default=None,
               help="Use the checkpoint after this many generations (default: the last).")
-@click.option("--baselines", default="ppo_clip,dpo", show_default=True,
-              help=f"Comma-separated closed-form rules to compare with ({', '.join(BASELINES)}).")
+@click.option("--baselines", default=None, metavar="NAMES",
+              help="Comma-separated baselines to compare with, '' for none (default: every "
+              "one the search's kind offers: ppo_clip,dpo for learned rules, inner for "
+              "hyperparameters).")
 @click.option("--final-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Score a run by its mean return over this last fraction of updates "
               "(default: the search's outer.final_fraction).")
 @click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
-             generation: int | None, baselines: str, final_fraction: float | None,
+             generation: int | None, baselines: str | None, final_fraction: float | None,
              tracking_uri: str | None) -> None:
-    """Train agents with the rule discovered by RUN_ID and with PPO-clip (and DPO) on a task
-    suite, same budget and seeds; report per-task means, IQM and bootstrap 95% CIs.
+    """Train agents with what RUN_ID discovered and with its kind's baselines (PPO-clip and
+    DPO for a learned rule, the [inner] hyperparameters for an hparams search) on a task suite,
+    same budget and seeds; report per-task means, IQM and bootstrap 95% CIs.
 
     \b
     Example:
-      metarl evaluate 3f2c9a0e... --tasks tasks/held_out.toml --seeds 10
+      metarl evaluate 3f2c9a0e --tasks tasks/held_out.toml --seeds 10
     """
-    from metarl.learned import make_objective
-    from metarl.programs.evaluation import evaluate_rules
     from metarl.programs.stats import ratio_ci
     from metarl.spec import load_task_suite
 
-    names = _baseline_names(baselines)
+    asked = None if baselines is None else _known_baselines(baselines)
     suite_path = find_spec(tasks_file, "tasks") if tasks_file else None
     suite = load_task_suite(suite_path) if suite_path else None
     uri = _store(tracking_uri)
-    cands = _update_rule_candidates(run_id, uri, generation)
+    cands = _candidates(run_id, uri, generation)
     run_id = cands.run_id
     spec, program = cands.search.spec, cands.search.program
+    names = _baselines_of(program, asked)
     if suite is not None:
         tasks = [*suite.train, *suite.held_out]
         batch = spec.inner.num_envs * spec.inner.num_steps
@@ -89,32 +84,43 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
                  f"{batch})", 2)
     else:
         tasks = list(spec.tasks.held_out or spec.tasks.train)
-    learned = cands.mean if which == "mean" else cands.best
-    rules = {f"learned ({which})": (program.objective, learned)}
-    for name in names:
-        objective = make_objective(name)
-        rules[name] = (objective, objective.init(None))
-    inner = spec.inner.model_copy(update={"seeds": seeds})
     fraction = spec.outer.final_fraction if final_fraction is None else final_fraction
-    results = evaluate_rules(rules, tasks, inner, spec.inner.hparams(), fraction,
-                             seed=spec.seed + 1)
-    learned, *baselines = results.values()
-    # paired: every rule trained on the same seeds
+    candidate = cands.mean if which == "mean" else cands.best
+    results = program.compare(candidate, tasks, seeds, names, fraction, seed=spec.seed + 1)
+    first = next(iter(results))
+    results = {f"{first} ({which})" if k == first else k: v for k, v in results.items()}
+    learned, *others = results.values()
+    # paired: every run trained on the same seeds
     ratios = {name: ratio_ci(learned.scores(), res.scores())
-              for name, res in zip(list(results)[1:], baselines, strict=True)}
+              for name, res in zip(list(results)[1:], others, strict=True)}
     _print_table(results, ratios, cands.generation)
     with _kept_if_logging_fails("the table above"):
         _log_evaluation(uri, run_id, results, ratios, which, cands.generation, tasks_file, seeds,
                         fraction)
 
 
-def _baseline_names(baselines: str) -> list[str]:
-    names = [b.strip() for b in baselines.split(",") if b.strip()]
-    unknown = [n for n in names if n not in BASELINES]
+def _known_baselines(baselines: str) -> list[str]:
+    """The names asked for, each offered by some kind (checked before anything is read)."""
+    from metarl.programs.kind import kind_class, kind_names
+
+    offered = sorted({b for k in kind_names() for b in kind_class(k).baselines})
+    names = list(dict.fromkeys(b.strip() for b in baselines.split(",") if b.strip()))
+    unknown = [n for n in names if n not in offered]
     if unknown:
-        fail(f"--baselines: unknown rule(s) {', '.join(map(repr, unknown))}; allowed: "
-             f"{', '.join(BASELINES)} (comma-separated, or '' for none)")
-    return list(dict.fromkeys(names))
+        fail(f"--baselines: unknown baseline(s) {', '.join(map(repr, unknown))}; allowed: "
+             f"{', '.join(offered)} (comma-separated, or '' for none)")
+    return names
+
+
+def _baselines_of(program, asked: list[str] | None) -> list[str]:  # noqa: ANN001
+    """The baselines to train: those asked for, which the run's kind must offer."""
+    if asked is None:
+        return list(program.baselines)
+    foreign = [n for n in asked if n not in program.baselines]
+    if foreign:
+        fail(f"--baselines: a {program.name!r} search compares with "
+             f"{', '.join(program.baselines) or 'nothing'}, not {', '.join(foreign)}")
+    return asked
 
 
 def _interval(lo: float, hi: float, digits: int) -> str:
@@ -217,7 +223,7 @@ def _finite_logger(client):  # noqa: ANN001, ANN202
 @click.command("export")
 @click.argument("run_id")
 @click.option("-o", "--output", default=None, help="Module file to write (default: "
-              "<spec name>_rule.py).")
+              "<spec name>_rule.py for a learned rule).")
 @click.option("--which", type=click.Choice(["mean", "best"]), default="mean",
               show_default=True)
 @click.option("--generation", type=click.IntRange(min=0), default=None,
@@ -227,54 +233,26 @@ def _finite_logger(client):  # noqa: ANN001, ANN202
 @click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 def export(run_id: str, output: str | None, which: str, generation: int | None,
            symbolic: bool, tracking_uri: str | None) -> None:
-    """Write the rule discovered by RUN_ID as a standalone Python module (jax.numpy only).
+    """Write what RUN_ID discovered as a standalone Python module (jax.numpy only).
 
     \b
     Examples:
-      metarl export 3f2c9a0e... --output my_rule.py
+      metarl export 3f2c9a0e --output my_rule.py
       python -c "import my_rule; print(my_rule.drift(1.2, 0.5))"
     """
-    from metarl.export import write_module
-
     uri = _store(tracking_uri)
-    cands = _update_rule_candidates(run_id, uri, generation)
+    cands = _candidates(run_id, uri, generation)
     run_id = cands.run_id
     program = cands.search.program
     params = cands.mean if which == "mean" else cands.best
-    path = Path(output or f"{cands.search.spec.name}_rule.py")
+    path = Path(output or program.default_module_name())
     provenance = {"run_id": run_id, "search": cands.search.spec.name, "which": which,
                   "generation": cands.generation, "best_fitness": cands.best_fitness,
                   "tracking_uri": uri}
-    write_module(program.objective, params, path, provenance)
-    if symbolic and hasattr(program.objective, "drift"):
-        _append_symbolic(path, program.objective, params)
+    program.export_module(params, path, provenance, symbolic)
     click.echo(f"wrote {path}")
     with _kept_if_logging_fails(str(path)):
         _log_export(uri, run_id, path)
-
-
-def _append_symbolic(path: Path, objective, params) -> None:  # noqa: ANN001
-    """Distil the drift into a formula and add it to the module, outside the checksummed
-    weights (the formula is derived from them, not an input)."""
-    import jax.numpy as jnp
-    import numpy as np
-
-    from metarl.distill import fit_symbolic
-
-    temporal = bool(getattr(objective, "temporal", False))
-
-    def drift(r, a, p=None):  # noqa: ANN001, ANN202
-        prog = None if p is None else jnp.full(np.shape(r), p, jnp.float32)
-        return np.asarray(objective.drift(params, jnp.asarray(r, jnp.float32),
-                                          jnp.asarray(a, jnp.float32), prog), np.float64)
-
-    fit = fit_symbolic(drift, progress=0.5 if temporal else None)
-    where = "at progress 0.5, " if temporal else ""
-    note = ("\n\n# Closed-form distillation of `drift` by sparse regression\n"
-            f"# ({where}r in [0.5, 2], A in [-3, 3]); held-out fit: r2 = {fit.r2:.4f},\n"
-            f"# rmse = {fit.rmse:.4g}. See drift_symbolic's docstring for the formula.\n\n\n")
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(note + fit.python_source("drift_symbolic").rstrip() + "\n")
 
 
 def _log_export(uri: str, run_id: str, path: Path) -> None:

@@ -157,8 +157,7 @@ def _print_result(result: SearchResult, uri: str) -> None:
             else f"best fitness {result.best_fitness:.4f}")
     out.print(f"[bold]{result.status}[/bold]: run {result.run_id}, "
               f"{result.generations} generation(s), {best}")
-    for name, payload in (("best", result.best), ("mean", result.mean)):
-        values = payload.get("hparams")
+    for name, values in result.headline.items():
         if values:
             shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
             out.print(f"  {name}: {shown}")

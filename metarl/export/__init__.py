@@ -18,9 +18,10 @@ from metarl.export.reference import (
     read_module_ref,
     resolve_module_ref,
 )
+from metarl.export.symbolic import append_symbolic
 from metarl.export.writer import write_module
 
 __all__ = ["FORMAT", "MODULE_PREFIX", "ExportError", "ExportedRule", "ModuleObjective",
-           "is_module_ref", "load_module", "load_rule", "module_ref_path",
+           "append_symbolic", "is_module_ref", "load_module", "load_rule", "module_ref_path",
            "objective_from_module", "read_export", "read_module_ref", "render_module",
            "resolve_module_ref", "weights_digest", "write_module"]

@@ -38,15 +38,15 @@ class RuleResult:
         return (iqm(s), *bootstrap_ci(s))
 
 
-def evaluate_rules(rules: dict[str, tuple[Any, PyTree]], tasks: list[Task], inner: Inner,
-                   hparams: HParams, final_fraction: float, seed: int = 0
+def evaluate_rules(runs: dict[str, tuple[Any, PyTree, HParams]], tasks: list[Task],
+                   inner: Inner, final_fraction: float, seed: int = 0
                    ) -> dict[str, RuleResult]:
-    """Train PPO with each `(objective, meta_params)` on each task, `inner.seeds` seeds. Every
-    rule sees the same seeds on a task (common random numbers)."""
-    results = {name: RuleResult() for name in rules}
+    """Train PPO with each `(objective, meta_params, hparams)` on each task, `inner.seeds`
+    seeds. Every run sees the same seeds on a task (common random numbers)."""
+    results = {name: RuleResult() for name in runs}
     keys = jax.random.split(jax.random.PRNGKey(seed), len(tasks))
     for task, key in zip(tasks, keys, strict=True):
-        for name, (objective, params) in rules.items():
+        for name, (objective, params, hparams) in runs.items():
             te = TaskEval(task, inner, final_fraction, objective)
             curves = np.asarray(jax.jit(te.curves)(key, params, hparams.as_arrays()))
             final = curves[:, -te.tail:].mean(1)

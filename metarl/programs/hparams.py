@@ -7,50 +7,62 @@ freely in z; random search draws z = logit(u), u ~ U(0, 1), i.e. uniformly over 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from pydantic import Field, model_validator
 
-from metarl.outer.evolution import Evaluation
 from metarl.ppo import HParams
+from metarl.ppo.objectives import ppo_clip
+from metarl.programs.evaluation import RuleResult, evaluate_rules
+from metarl.programs.kind import register_kind
 from metarl.programs.meta_test import MetaTest, meta_test_inner, meta_test_window
+from metarl.programs.ranges import unit_to_range
+from metarl.programs.suite_kind import SuiteKind
 from metarl.programs.task_eval import SuiteEval
-from metarl.spec.schema import Range, SearchSpec
+from metarl.spec.schema import Range, SearchSpec, Task
 
 PyTree = Any
 
 
-def from_unit(z: jax.Array, r: Range) -> jax.Array:
-    u = jax.nn.sigmoid(z)
-    if r.log:
-        return jnp.exp(jnp.log(r.low) + u * (jnp.log(r.high) - jnp.log(r.low)))
-    return r.low + u * (r.high - r.low)
+class HParamsSpec(SearchSpec):
+    """An `hparams` search: `[search_space]` names the hyperparameters searched."""
+
+    kind: Literal["hparams"] = "hparams"
+    search_space: dict[str, Range] = Field(
+        default_factory=dict, description="hyperparameter name = range, e.g. lr = { low = "
+        "1e-4, high = 1e-2, log = true }; the others stay at their [inner] values")
+
+    @model_validator(mode="after")
+    def _searchable(self) -> HParamsSpec:
+        if not self.search_space:
+            raise ValueError("an hparams search needs a [search_space] table, e.g. "
+                             "lr = { low = 1e-4, high = 1e-2, log = true }")
+        unknown = sorted(set(self.search_space) - set(HParams._fields))
+        if unknown:
+            raise ValueError(f"search_space has unknown hyperparameter(s) {unknown}; "
+                             f"allowed: {', '.join(HParams._fields)}")
+        return self
 
 
-def from_unit_host(z: np.ndarray, r: Range) -> np.ndarray:
-    """`from_unit` in float32 NumPy, for logging between generations: a JAX call there would
-    queue behind the generation already running and stall the loop until it finishes."""
-    z = np.asarray(z, np.float32)
-    u = (np.float32(1) / (np.float32(1) + np.exp(-z))).astype(np.float32)
-    if r.log:
-        lo, hi = np.log(np.float32(r.low)), np.log(np.float32(r.high))
-        return np.exp(lo + u * (hi - lo)).astype(np.float32)
-    return (np.float32(r.low) + u * np.float32(r.high - r.low)).astype(np.float32)
+@register_kind
+class HParamSearch(SuiteKind):
+    name = "hparams"
+    Spec = HParamsSpec
+    baselines = ("inner",)  # the [inner] hyperparameters the search started from
 
-
-class HParamSearch:
-    kind = "hparams"
-
-    def __init__(self, spec: SearchSpec):
-        self.spec = spec
+    def __init__(self, spec: HParamsSpec):
+        super().__init__(spec)
         self.space = dict(sorted(spec.search_space.items()))
         self.base = spec.inner.hparams()
         self.suite = SuiteEval(spec.tasks.train, spec.inner, spec.outer.final_fraction)
-        self.meta_test = None if not spec.tasks.held_out else self._meta_test(spec)
+        if spec.tasks.held_out:
+            self.meta_test = self._meta_test(spec)
 
-    def _meta_test(self, spec: SearchSpec) -> MetaTest:
+    def _meta_test(self, spec: HParamsSpec) -> MetaTest:
         """The search mean against the `[inner]` hyperparameters on the held-out tasks."""
         suite = SuiteEval(spec.tasks.held_out, meta_test_inner(spec), meta_test_window(spec),
                           where="tasks.held_out")
@@ -62,25 +74,40 @@ class HParamSearch:
     def initial_mean(self) -> dict[str, jax.Array]:
         return {name: jnp.zeros((), jnp.float32) for name in self.space}
 
-    def sample(self, key: jax.Array) -> dict[str, jax.Array]:
-        keys = jax.random.split(key, len(self.space))
-        return {name: jax.random.logistic(k) for k, name in zip(keys, self.space, strict=True)}
+    def sampler(self) -> Callable[[jax.Array], dict[str, jax.Array]]:
+        def sample(key: jax.Array) -> dict[str, jax.Array]:
+            keys = jax.random.split(key, len(self.space))
+            return {name: jax.random.logistic(k) for k, name in zip(keys, self.space,
+                                                                     strict=True)}
+        return sample
 
     def to_hparams(self, z: dict[str, jax.Array]) -> HParams:
-        values = {name: from_unit(z[name], r) for name, r in self.space.items()}
+        values = {name: unit_to_range(z[name], r) for name, r in self.space.items()}
         return self.base.as_arrays()._replace(**values)
 
-    def evaluate(self, population: dict[str, jax.Array], key: jax.Array) -> Evaluation:
-        hps = jax.vmap(self.to_hparams)(population)
-        raw = self.suite.returns(key, None, hps)
-        return Evaluation(self.suite.normalised(raw).mean(1), raw)
+    def returns(self, population: dict[str, jax.Array], key: jax.Array) -> jax.Array:
+        return self.suite.returns(key, None, jax.vmap(self.to_hparams)(population))
 
     def describe(self, z: PyTree) -> dict[str, float]:
         """A candidate as the hyperparameter values a person would read."""
-        return {name: float(from_unit_host(z[name], r)) for name, r in self.space.items()}
+        return {name: float(unit_to_range(z[name], r, np)) for name, r in self.space.items()}
+
+    def headline(self, z: PyTree) -> dict[str, float]:
+        return {**self.base._asdict(), **self.describe(z)}
 
     def export_params(self, z: PyTree) -> dict[str, Any]:
-        return {"hparams": {**self.base._asdict(), **self.describe(z)}}
+        return {"hparams": self.headline(z)}
 
     def population_columns(self, population: PyTree) -> dict[str, np.ndarray]:
-        return {name: from_unit_host(population[name], r) for name, r in self.space.items()}
+        return {name: unit_to_range(population[name], r, np) for name, r in self.space.items()}
+
+    def compare(self, candidate: PyTree, tasks: list[Task], seeds: int, baselines: list[str],
+                final_fraction: float, seed: int) -> dict[str, RuleResult]:
+        """The found hyperparameters against the `[inner]` ones, same seeds."""
+        runs = {"found": (ppo_clip, None, self._host_hparams(candidate))}
+        runs.update({name: (ppo_clip, None, self.base) for name in baselines})
+        inner = self.spec.inner.model_copy(update={"seeds": seeds})
+        return evaluate_rules(runs, tasks, inner, final_fraction, seed)
+
+    def _host_hparams(self, z: PyTree) -> HParams:
+        return self.base._replace(**self.describe(z))

@@ -34,8 +34,8 @@ from metarl.outer import (
     save_checkpoint,
 )
 from metarl.outer.sharding import is_main_process
-from metarl.programs import build_program
 from metarl.programs.curves import fitness_figure
+from metarl.programs.kind import build_kind
 from metarl.spec import SearchSpec, flatten, spec_hash, spec_json
 from metarl.tracking import SearchTracker, check_tracking_uri, default_tags
 from metarl.tracking.tracker import local_folders
@@ -60,6 +60,7 @@ class SearchResult:
     status: str = "FINISHED"
     best_params: Any = None  # the raw meta-parameter pytrees behind `best` and `mean`
     mean_params: Any = None
+    headline: dict[str, dict[str, float]] = field(default_factory=dict)  # what the CLI prints
 
 
 class Search:
@@ -67,14 +68,14 @@ class Search:
 
     def __init__(self, spec: SearchSpec, max_devices: int | None = None):
         self.spec = spec
-        self.program = build_program(spec)
+        self.program = build_kind(spec)
         outer = spec.outer
         mean = self.program.initial_mean()
         self.strategy = make_strategy(outer.algorithm, outer.population_size, mean,
                                       sigma_init=outer.sigma_init,
                                       learning_rate=outer.learning_rate,
                                       antithetic=outer.antithetic,
-                                      sample=getattr(self.program, "sample", None))
+                                      sample=self.program.sampler())
         self.mesh = population_mesh(outer.population_size, max_devices)
         self._generation = jax.jit(make_generation(self.strategy, self.program.evaluate,
                                                    self.mesh))
@@ -97,7 +98,7 @@ class Search:
 
     @property
     def env_steps_per_generation(self) -> int:
-        return self.spec.outer.population_size * self.program.suite.steps_per_candidate
+        return self.spec.outer.population_size * self.program.steps_per_candidate
 
 
 def checkpoint_dir(run_id: str) -> Path:
@@ -201,16 +202,12 @@ class SearchRunner:
             "wall_seconds": time.perf_counter() - self.t_start,
             "env_steps_per_second": self.search.env_steps_per_generation / max(seconds, 1e-9),
         }
-        labels = self.search.program.suite.labels
-        returns = np.asarray(out.task_returns, np.float64)
-        for i, label in enumerate(labels):
-            column = returns[:, i][np.isfinite(returns[:, i])]
-            stats[f"task/{label}/return_mean"] = _finite_stat(np.mean, column)
-            stats[f"task/{label}/return_best"] = _finite_stat(np.max, column)
+        program = self.search.program
+        stats.update(program.generation_metrics(out.task_returns))
         for k in HISTORY_KEYS:
             self.history[k].append(stats[k])
-        extra = {f"return/{lab}": returns[:, i] for i, lab in enumerate(labels)}
-        extra.update(self.search.program.population_columns(out.population))
+        members = program.member_metrics(out.task_returns)
+        extra = {**members, **program.population_columns(out.population)}
         self.population.append({"generation": gen - 1, "fitness": fitness.tolist(),
                                 "extra": {k: np.asarray(v).tolist() for k, v in extra.items()}})
         if stats["invalid_members"]:
@@ -221,20 +218,19 @@ class SearchRunner:
             self.tracker.log_metrics({k: v for k, v in stats.items() if np.isfinite(v)},
                                      step=gen - 1)
             self.tracker.log_population(gen - 1, fitness, extra)
-            self._log_trials(gen - 1, out, fitness, returns, labels)
+            self._log_trials(gen - 1, out, fitness, members)
         if self.progress:
             self.progress.update(gen, stats)
 
-    def _log_trials(self, gen: int, out: Any, fitness: np.ndarray, returns: np.ndarray,
-                    labels: list[str]) -> None:
+    def _log_trials(self, gen: int, out: Any, fitness: np.ndarray,
+                    member_metrics: dict[str, np.ndarray]) -> None:
         members = range(len(fitness))
         if self.spec.tracking.trials == "best":
             members = [int(np.nanargmax(np.where(np.isfinite(fitness), fitness, -np.inf)))]
         for m in members:
             z = jax.tree.map(lambda x, m=m: np.asarray(x[m]), out.population)
             metrics = {"fitness": float(fitness[m])}
-            metrics.update({f"return/{lab}": float(returns[m, i]) for i, lab in
-                            enumerate(labels)})
+            metrics.update({k: float(v[m]) for k, v in member_metrics.items()})
             self.tracker.log_trial(f"g{gen:04d}-m{m:03d}", self.search.program.describe(z),
                                    metrics, tags={"metarl.generation": str(gen),
                                                   "metarl.member": str(m),
@@ -243,7 +239,7 @@ class SearchRunner:
     def _meta_test(self, state: OuterState, gen: int) -> None:
         """Evaluate the search mean (e.g. on held-out tasks) as a child run every K gens."""
         every = self.spec.tracking.meta_test_every
-        meta_test = getattr(self.search.program, "meta_test", None)  # None: no held-out tasks
+        meta_test = self.search.program.meta_test  # None: no held-out tasks
         due = gen >= self.spec.outer.generations or (every and gen % every == 0)
         if not due or meta_test is None or self.tracker is None:
             return
@@ -316,8 +312,7 @@ class SearchRunner:
             self.tracker.log_figure(fitness_figure(self.history, self.spec.name),
                                     "learning_curve.png")
         mean = self._host_mean(state)
-        for name, fig in getattr(self.search.program, "figures", lambda m, g: {})(mean,
-                                                                                 gen).items():
+        for name, fig in self.search.program.figures(mean, gen).items():
             self.tracker.log_figure(fig, name)
         self.tracker.flush()  # checkpoint and tracking are on record before we go on
 
@@ -341,9 +336,12 @@ class SearchRunner:
         # until a member scores, best_params is the start point: never report it as best
         scored = bool(np.isfinite(state.best_fitness))
         best = jax.device_get(state.best_params) if scored else None
+        headline = {"best": program.headline(best) if scored else {},
+                    "mean": program.headline(mean)}
         return SearchResult(run_id, int(state.generation), _finite_or_nan(state.best_fitness),
                             program.export_params(best) if scored else {},
-                            program.export_params(mean), self.history, status, best, mean)
+                            program.export_params(mean), self.history, status, best, mean,
+                            headline)
 
 
 def _finite_or_nan(x: Any) -> float:

@@ -16,6 +16,7 @@ from metarl.envs import EnvParamError, make, with_params
 from metarl.envs.env import Env
 from metarl.ppo import HParams, PPOConfig, make_train
 from metarl.ppo.objectives import Objective, ppo_clip
+from metarl.programs.ranges import sample_range
 from metarl.spec.schema import Inner, Range, Task
 
 PyTree = Any
@@ -33,12 +34,8 @@ def ppo_config(inner: Inner, timesteps: int) -> PPOConfig:
 
 
 def sample_value(key: jax.Array, spec: float | int | bool | Range) -> jax.Array | float:
-    if not isinstance(spec, Range):
-        return spec
-    u = jax.random.uniform(key)
-    if spec.log:
-        return jnp.exp(jnp.log(spec.low) + u * (jnp.log(spec.high) - jnp.log(spec.low)))
-    return spec.low + u * (spec.high - spec.low)
+    """A fixed env param as it is, or a draw from its range."""
+    return sample_range(key, spec) if isinstance(spec, Range) else spec
 
 
 def tail_length(num_updates: int, final_fraction: float) -> int:
@@ -146,6 +143,12 @@ class SuiteEval:
         out = {f"return/{lab}": float(r) for lab, r in zip(self.labels, returns, strict=True)}
         out["normalised_return"] = float(self.normalised(returns[None])[0].mean())
         return out
+
+    def fitness(self, returns: jax.Array) -> jax.Array:
+        """`(pop,)` fitness of `(pop, tasks)` raw returns: each task's return normalised by
+        its `return_range`, then averaged over tasks. Every kind that trains on a suite scores
+        this way."""
+        return self.normalised(returns).mean(1)
 
     def normalised(self, returns: jax.Array) -> jax.Array:
         return jnp.stack([t.normalise(returns[:, i]) for i, t in enumerate(self.tasks)], 1)

@@ -8,20 +8,23 @@ return of PPO trained with the rule, averaged over tasks and seeds (Lu et al. 20
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from matplotlib.figure import Figure
+from pydantic import Field
 
 from metarl.export import ExportError, is_module_ref
 from metarl.learned import LearnedObjective, make_objective, num_params, objective_settings
-from metarl.outer.evolution import Evaluation
 from metarl.ppo.objectives import ppo_clip
+from metarl.programs.evaluation import RuleResult, evaluate_rules
+from metarl.programs.kind import register_kind
 from metarl.programs.meta_test import MetaTest, meta_test_inner, meta_test_window
+from metarl.programs.suite_kind import SuiteKind
 from metarl.programs.task_eval import SuiteEval
-from metarl.spec.schema import Rule, SearchSpec
+from metarl.spec.schema import Rule, SearchSpec, Task
 
 PyTree = Any
 
@@ -48,19 +51,34 @@ def start_weights(rule: Rule) -> PyTree:
     return {k: jnp.asarray(v, jnp.float32) for k, v in rule.start_weights.items()}
 
 
-class UpdateRuleSearch:
-    kind = "update_rule"
+class UpdateRuleSpec(SearchSpec):
+    """An `update_rule` search: `[rule]` names the learned objective searched."""
 
-    def __init__(self, spec: SearchSpec):
-        self.spec = spec
+    kind: Literal["update_rule"] = "update_rule"
+    rule: Rule = Field(default_factory=Rule)
+
+    def resolve_files(self, source: str, spec_path: Path | None) -> UpdateRuleSpec:
+        rule = self.rule.read_module(source, spec_path)  # a module: rule, parsed, never run
+        return self if rule is self.rule else self.model_copy(update={"rule": rule})
+
+
+@register_kind
+class UpdateRuleSearch(SuiteKind):
+    name = "update_rule"
+    Spec = UpdateRuleSpec
+    baselines = ("ppo_clip", "dpo")
+
+    def __init__(self, spec: UpdateRuleSpec):
+        super().__init__(spec)
         self.objective = rule_objective(spec.rule)
         self._start: PyTree = start_weights(spec.rule)
         self.hparams = spec.inner.hparams()
         self.suite = SuiteEval(spec.tasks.train, spec.inner, spec.outer.final_fraction,
                                self.objective)
-        self.meta_test = None if not spec.tasks.held_out else self._meta_test(spec)
+        if spec.tasks.held_out:
+            self.meta_test = self._meta_test(spec)
 
-    def _meta_test(self, spec: SearchSpec) -> MetaTest:
+    def _meta_test(self, spec: UpdateRuleSpec) -> MetaTest:
         """The search mean against PPO-clip on the held-out tasks."""
         inner, hp = meta_test_inner(spec), self.hparams.as_arrays()
         final = meta_test_window(spec)
@@ -85,10 +103,9 @@ class UpdateRuleSearch:
                 self._start = self.objective.init(key)
         return self._start
 
-    def evaluate(self, population: PyTree, key: jax.Array) -> Evaluation:
-        raw = self.suite.returns(key, population, self.hparams.as_arrays(),
-                                 hparams_batched=False)
-        return Evaluation(self.suite.normalised(raw).mean(1), raw)
+    def returns(self, population: PyTree, key: jax.Array) -> jax.Array:
+        return self.suite.returns(key, population, self.hparams.as_arrays(),
+                                  hparams_batched=False)
 
     def describe(self, params: PyTree) -> dict[str, Any]:
         return {"objective": self.objective.name}
@@ -98,12 +115,33 @@ class UpdateRuleSearch:
                 "settings": objective_settings(self.objective),
                 "num_params": num_params(params)}
 
-    def population_columns(self, population: PyTree) -> dict[str, np.ndarray]:
-        return {}
-
     def figures(self, mean: PyTree, generation: int) -> dict[str, Figure]:
         from metarl.programs.drift_plot import drift_figure
 
         # the colour bar says whether it is the drift or the drift a general objective implies
         fig = drift_figure(self.objective, mean, f"mean rule, generation {generation}")
         return {f"drift/gen_{generation:05d}.png": fig}
+
+    def default_module_name(self) -> str:
+        return f"{self.spec.name}_rule.py"
+
+    def export_module(self, params: PyTree, path: Path, provenance: dict[str, Any],
+                      symbolic: bool = True) -> Path:
+        """The rule as a standalone module (jax.numpy only); with `symbolic`, a closed-form
+        fit of its drift appended (`drift_symbolic`)."""
+        from metarl.export import append_symbolic, write_module
+
+        write_module(self.objective, params, path, provenance)
+        if symbolic and hasattr(self.objective, "drift"):
+            append_symbolic(path, self.objective, params)
+        return path
+
+    def compare(self, candidate: PyTree, tasks: list[Task], seeds: int, baselines: list[str],
+                final_fraction: float, seed: int) -> dict[str, RuleResult]:
+        """The learned rule against closed-form rules, same hyperparameters and seeds."""
+        runs = {"learned": (self.objective, candidate, self.hparams)}
+        for name in baselines:
+            objective = make_objective(name)
+            runs[name] = (objective, objective.init(None), self.hparams)
+        inner = self.spec.inner.model_copy(update={"seeds": seeds})
+        return evaluate_rules(runs, tasks, inner, final_fraction, seed)

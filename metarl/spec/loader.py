@@ -146,9 +146,35 @@ def load_spec_data(data: dict[str, Any], source: str, spec_path: Path | None = N
         data["tasks"] = read_toml(suite_path)
         source = f"{source} (tasks from {suite_path})"
     data = apply_overrides(data, [o for o in overrides if o not in swaps])
-    spec = _validate(SearchSpec, data, source)
-    rule = spec.rule.read_module(source, spec_path)  # a module: objective, parsed, never run
-    return spec if rule is spec.rule else spec.model_copy(update={"rule": rule})
+    model = spec_model(data, source)
+    spec = _validate(model, _without_legacy_sections(data, model), source)
+    return spec.resolve_files(source, spec_path)  # e.g. a module: rule, parsed, never run
+
+
+def spec_model(data: dict[str, Any], source: str) -> type[SearchSpec]:
+    """The spec model of the kind `data` names (its own section on top of `SearchSpec`)."""
+    from metarl.programs.kind import kind_class, kind_names
+
+    kind = data.get("kind")
+    if not isinstance(kind, str):
+        return SearchSpec  # which reports the missing or mistyped field
+    try:
+        return kind_class(kind).Spec
+    except KeyError:
+        raise SpecError(f"{source}: field 'kind': unknown search kind {kind!r}; allowed: "
+                        f"{', '.join(kind_names())}") from None
+
+
+# sections every stored spec carried, whatever its kind, before each kind owned its own
+_LEGACY_DEFAULTS = {"search_space": {}, "rule": {"objective": "lpo", "init": "ppo",
+                                                 "settings": {}}}
+
+
+def _without_legacy_sections(data: dict[str, Any], model: type[SearchSpec]) -> dict[str, Any]:
+    """`data` without another kind's section left at its default (runs stored before kinds
+    owned their sections); anything else in another kind's section stays, and is refused."""
+    return {k: v for k, v in data.items()
+            if k in model.model_fields or _LEGACY_DEFAULTS.get(k, object()) != v}
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> SearchSpec:

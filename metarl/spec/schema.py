@@ -278,20 +278,23 @@ class Rule(Strict):
         return rule
 
 
-SEARCH_KINDS = ("hparams", "update_rule")
-
-
 class SearchSpec(Strict):
+    """What every search spec has; each search kind's spec model adds its own section (e.g.
+    `search_space`, `rule`) and is chosen by `kind` when a spec is loaded."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = ""
-    kind: Literal["hparams", "update_rule"]
+    kind: str = Field(description="the search kind (`metarl search list` shows examples)")
     seed: int = 0
     tasks: TaskSuite
     inner: Inner = Field(default_factory=Inner)
     outer: Outer = Field(default_factory=Outer)
-    search_space: dict[str, Range] = Field(default_factory=dict)
-    rule: Rule = Field(default_factory=Rule)
     tracking: Tracking = Field(default_factory=Tracking)
+
+    def resolve_files(self, source: str, spec_path: Path | None) -> SearchSpec:
+        """This spec with the files it names read (as data, never run); a kind whose section
+        names files overrides this."""
+        return self
 
     @model_validator(mode="after")
     def _has_training_tasks(self) -> SearchSpec:
@@ -307,12 +310,4 @@ class SearchSpec(Strict):
             raise ValueError(
                 f"tasks.{where}.timesteps = {task.timesteps} is less than one PPO update "
                 f"(inner.num_envs * inner.num_steps = {batch})")
-        if self.kind == "hparams":
-            if not self.search_space:
-                raise ValueError("an hparams search needs a [search_space] table, e.g. "
-                                 "lr = { low = 1e-4, high = 1e-2, log = true }")
-            unknown = sorted(set(self.search_space) - set(HParams._fields))
-            if unknown:
-                raise ValueError(f"search_space has unknown hyperparameter(s) {unknown}; "
-                                 f"allowed: {', '.join(HParams._fields)}")
         return self

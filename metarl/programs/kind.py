@@ -1,0 +1,131 @@
+"""A search kind: what is searched, how a candidate is scored, described, exported, compared
+and pictured. The runner, the tracker and the CLI talk to a kind only through these methods;
+a new kind is a subclass registered with `register_kind` (see docs/extending.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import jax
+import numpy as np
+from matplotlib.figure import Figure
+
+from metarl.errors import UserError
+from metarl.outer.evolution import Evaluation
+from metarl.spec.schema import SearchSpec, Task
+
+PyTree = Any
+
+
+class NotSupported(UserError):
+    """A command asked a kind for something it does not offer (e.g. a module to export)."""
+
+
+class SearchKind:
+    """The base every search kind derives from. Subclasses set `name` and `Spec` (the
+    kind's spec model: `SearchSpec` plus its own section) and implement `initial_mean`,
+    `evaluate` and `steps_per_candidate`; every other method has a neutral default."""
+
+    name: ClassVar[str]
+    Spec: ClassVar[type[SearchSpec]]
+    # closed-form comparisons `metarl evaluate` may train beside a candidate
+    baselines: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, spec: SearchSpec):
+        self.spec = spec
+        self.meta_test: Any = None  # a MetaTest when the spec has held-out tasks
+
+    # -- what is searched and how it scores --------------------------------------------------
+    def initial_mean(self) -> PyTree:
+        """The meta-parameters a search starts from (a pytree of arrays)."""
+        raise NotImplementedError
+
+    def sampler(self) -> Callable[[jax.Array], PyTree] | None:
+        """A prior to draw candidates from for random search; None: around the mean."""
+        return None
+
+    def evaluate(self, population: PyTree, key: jax.Array) -> Evaluation:
+        """Fitness (to maximise) of a whole population, and per-member information."""
+        raise NotImplementedError
+
+    @property
+    def steps_per_candidate(self) -> int:
+        """Env steps one candidate's evaluation takes (for throughput figures)."""
+        raise NotImplementedError
+
+    # -- what tracking records ----------------------------------------------------------------
+    def member_metrics(self, info: Any) -> dict[str, np.ndarray]:
+        """`(pop,)` figures per member from `Evaluation.info`, logged with each trial."""
+        return {}
+
+    def generation_metrics(self, info: Any) -> dict[str, float]:
+        """Figures of a whole generation from `Evaluation.info`."""
+        return {}
+
+    def describe(self, params: PyTree) -> dict[str, Any]:
+        """A candidate as a trial's MLflow params."""
+        return {}
+
+    def population_columns(self, population: PyTree) -> dict[str, np.ndarray]:
+        """Extra `(pop,)` columns of population.csv."""
+        return {}
+
+    def export_params(self, params: PyTree) -> dict[str, Any]:
+        """A candidate as JSON (best_params.json, mean_params.json)."""
+        return {}
+
+    def headline(self, params: PyTree) -> dict[str, float]:
+        """The few numbers the CLI prints for the best and the mean candidate."""
+        return {}
+
+    def figures(self, mean: PyTree, generation: int) -> dict[str, Figure]:
+        """Pictures of the mean at a checkpoint: {artifact path: figure}."""
+        return {}
+
+    # -- what commands do with a result ------------------------------------------------------
+    def default_module_name(self) -> str:
+        """Where `metarl export` writes without `--output`."""
+        return f"{self.spec.name}_{self.name}.py"
+
+    def export_module(self, params: PyTree, path: Path, provenance: dict[str, Any],
+                      symbolic: bool = True) -> Path:
+        """Write the candidate as a standalone Python module (`metarl export`)."""
+        raise NotSupported(f"a {self.name!r} search has no module to export")
+
+    def compare(self, candidate: PyTree, tasks: list[Task], seeds: int,
+                baselines: list[str], final_fraction: float, seed: int) -> dict[str, Any]:
+        """Train the candidate and each baseline on `tasks` with the same seeds (`metarl
+        evaluate`): {name: RuleResult}, the candidate first."""
+        raise NotSupported(f"a {self.name!r} search has nothing to compare with")
+
+
+_BUILTIN = {"hparams": "metarl.programs.hparams", "update_rule": "metarl.programs.update_rule"}
+_KINDS: dict[str, type[SearchKind]] = {}
+
+
+def register_kind(cls: type[SearchKind]) -> type[SearchKind]:
+    """Make `cls` the kind named `cls.name` (usable as a class decorator)."""
+    _KINDS[cls.name] = cls
+    return cls
+
+
+def kind_names() -> list[str]:
+    return sorted({*_BUILTIN, *_KINDS})
+
+
+def kind_class(name: str) -> type[SearchKind]:
+    """The kind registered as `name` (built-in kinds are imported on first use)."""
+    if name not in _KINDS and name in _BUILTIN:
+        import importlib
+
+        importlib.import_module(_BUILTIN[name])
+    if name not in _KINDS:
+        raise KeyError(name)
+    return _KINDS[name]
+
+
+def build_kind(spec: SearchSpec) -> SearchKind:
+    """The search kind `spec.kind` names, built from `spec`."""
+    return kind_class(spec.kind)(spec)
