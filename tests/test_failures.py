@@ -1,6 +1,6 @@
 """A search that cannot go on ends FAILED with one clear message, keeping what it computed.
 
-The real runner and tracker run against a real SQLite store; only the program's evaluate is
+The real runner and tracker run against a real SQLite store; only the program's problem is
 swapped for a formula (or for NaN), so each test compiles in about a second instead of
 training PPO.
 """
@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from metarl.outer import Evaluation, NoValidMembers, StorageError
+from metarl.outer import NoValidMembers, StorageError, TruncatedProblem
+from metarl.outer.problem import Evaluation
 from metarl.programs import runner
 from metarl.programs.runner import Search, run_search
 from metarl.spec import load_spec_data
@@ -78,9 +79,13 @@ def evaluate_with(monkeypatch):
     def use(fitness):
         real = runner.build_kind
 
+        def unroll(meta, state, key):
+            return Evaluation(fitness(meta), fitness(meta)[None]), state
+
         def build(spec):
             program = real(spec)
-            program.evaluate = lambda pop, key: Evaluation(fitness(pop), fitness(pop)[:, None])
+            program.problem = lambda truncations=1: TruncatedProblem(
+                lambda key, meta: jnp.zeros(()), unroll, truncations)
             return program
 
         monkeypatch.setattr(runner, "build_kind", build)

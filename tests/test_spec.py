@@ -61,7 +61,11 @@ def test_good_spec_and_overrides(tmp_path):
 @pytest.mark.parametrize("override,needle", [
     (["outer.population_sise=8"], "field 'outer.population_sise': unknown field"),
     (["outer.population_size=abc"], "field 'outer.population_size'"),
-    (["outer.algorithm=pso"], "'open_es', 'snes', 'cma_es' or 'random'"),
+    (["outer.algorithm=psoo"], "unknown outer loop 'psoo'; allowed: pes, truncated_es"),
+    (["outer.algorithm=pes"], "set outer.truncations to 2 or more"),
+    (["outer.algorithm=cma_es", "outer.learning_rate=0.3"],
+     "outer.learning_rate is not a setting of outer loop 'cma_es'"),
+    (["outer.truncations=7"], "outer.truncations = 7 does not divide"),
     (["tasks.train.0.env=gymnax/Cartpole-v1"], "Did you mean gymnax/CartPole-v1"),
     (["tasks.train.0.timesteps=100"], ": tasks.train[0].timesteps = 100 is less than one"),
     (["search_space.learning_rate={low=1,high=2}"], "unknown hyperparameter"),
@@ -69,7 +73,7 @@ def test_good_spec_and_overrides(tmp_path):
     (["tasks.train.0.return_range=[5.0, 5.0]"], "the two returns must differ"),
     (["outer.population_size=5"], "even population_size"),
     (["inner.num_minibatches=3"], "divisible"),
-    (["kind=meta_gradient"], "field 'kind'"),
+    (["kind=meta_gradient"], "unknown search kind 'meta_gradient'"),
     (["tasks.train.5.env=x"], "expected an index below 1"),
     (["novalue"], "expected KEY=VALUE"),
 ])

@@ -1,4 +1,6 @@
-"""Outer loops: evolution strategies and random search over meta-parameter pytrees."""
+"""Outer loops: ES by any evosax name, random search, PES, truncated ES and meta-gradients
+behind one interface over a truncated inner problem (docs/outer-loops.md), the search step
+that drives them, checkpoints and sharding."""
 
 from metarl.outer.checkpoint import (
     CheckpointError,
@@ -7,32 +9,19 @@ from metarl.outer.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from metarl.outer.evolution import (
-    Evaluation,
+from metarl.outer.loop import OuterLoop, OuterLoopError, StepReport, make_outer_loop
+from metarl.outer.problem import Evaluation, TruncatedProblem, full_fitness
+from metarl.outer.search_step import (
     Generation,
     NoValidMembers,
-    OuterState,
-    init_outer_state,
-    make_generation,
+    SearchState,
+    init_search_state,
+    make_search_step,
 )
 from metarl.outer.sharding import maybe_initialize_distributed, population_mesh
-from metarl.outer.strategy import Strategy, make_strategy
 
-__all__ = ["CheckpointError", "Evaluation", "Generation", "NoValidMembers", "OuterState",
-           "StorageError", "Strategy", "check_writable", "init_outer_state", "load_checkpoint",
-           "make_generation", "make_strategy", "maybe_initialize_distributed",
+__all__ = ["CheckpointError", "Evaluation", "Generation", "NoValidMembers", "OuterLoop",
+           "OuterLoopError", "SearchState", "StepReport", "StorageError", "TruncatedProblem",
+           "check_writable", "full_fitness", "init_search_state", "load_checkpoint",
+           "make_outer_loop", "make_search_step", "maybe_initialize_distributed",
            "population_mesh", "save_checkpoint"]
-
-# outer loops behind one interface over a truncated inner problem (docs/outer-loops.md);
-# the problem's own `Evaluation(fitness, info)` stays in metarl.outer.problem, as the name
-# above is the generation-based loop's
-from metarl.outer.loop import (  # noqa: E402
-    OuterLoop,
-    OuterLoopError,
-    StepReport,
-    make_outer_loop,
-)
-from metarl.outer.problem import TruncatedProblem, full_fitness  # noqa: E402
-
-__all__ += ["OuterLoop", "OuterLoopError", "StepReport", "TruncatedProblem", "full_fitness",
-            "make_outer_loop"]

@@ -80,6 +80,11 @@ def load_checkpoint(path: str | Path, template: PyTree) -> tuple[PyTree, dict[st
             np.shape(a) != np.shape(b) for a, b in zip(t_leaves, leaves, strict=True)):
         raise CheckpointError(f"{path}: checkpoint does not match this search's state "
                               "(was the spec changed?)")
-    leaves = [np.asarray(v, dtype=np.asarray(t).dtype) for v, t in
-              zip(leaves, t_leaves, strict=True)]
+    # a template may be real arrays or `jax.eval_shape`'s shapes and dtypes
+    leaves = [np.asarray(v, dtype=_dtype(t)) for v, t in zip(leaves, t_leaves, strict=True)]
     return jax.tree.unflatten(treedef, leaves), host
+
+
+def _dtype(template_leaf: Any) -> np.dtype:
+    dtype = getattr(template_leaf, "dtype", None)  # arrays and ShapeDtypeStructs have one
+    return np.asarray(template_leaf).dtype if dtype is None else dtype

@@ -37,10 +37,10 @@ def load_candidates(run_id: str, tracking_uri: str,
     with tempfile.TemporaryDirectory(prefix="metarl-checkpoint-") as tmp:  # reads write nothing
         if generation is not None or not local.is_file():
             local = _download(tracking_uri, run_id, name, tmp, generation is not None)
-        state, _ = load_checkpoint(local, search.initial_state())
+        state, _ = load_checkpoint(local, search.state_template())
     return Candidates(run_id, search, int(state.generation), float(state.best_fitness),
                       jax.device_get(state.best_params),
-                      jax.device_get(search.strategy.mean(state.strategy)))
+                      jax.device_get(search.mean(state)))
 
 
 def _download(tracking_uri: str, run_id: str, name: str, folder: str, numbered: bool) -> Path:

@@ -85,8 +85,8 @@ class HParamSearch(SuiteKind):
         values = {name: unit_to_range(z[name], r) for name, r in self.space.items()}
         return self.base.as_arrays()._replace(**values)
 
-    def returns(self, population: dict[str, jax.Array], key: jax.Array) -> jax.Array:
-        return self.suite.returns(key, None, jax.vmap(self.to_hparams)(population))
+    def inner_args(self, z: dict[str, jax.Array]) -> tuple[None, HParams]:
+        return None, self.to_hparams(z)
 
     def describe(self, z: PyTree) -> dict[str, float]:
         """A candidate as the hyperparameter values a person would read."""

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from metarl.errors import UserError
-from metarl.outer.evolution import Evaluation
+from metarl.outer.problem import TruncatedProblem
 from metarl.spec.schema import SearchSpec, Task
 
 PyTree = Any
@@ -26,7 +26,7 @@ class NotSupported(UserError):
 class SearchKind:
     """The base every search kind derives from. Subclasses set `name` and `Spec` (the
     kind's spec model: `SearchSpec` plus its own section) and implement `initial_mean`,
-    `evaluate` and `steps_per_candidate`; every other method has a neutral default."""
+    `problem` and `steps_per_candidate`; every other method has a neutral default."""
 
     name: ClassVar[str]
     Spec: ClassVar[type[SearchSpec]]
@@ -46,8 +46,10 @@ class SearchKind:
         """A prior to draw candidates from for random search; None: around the mean."""
         return None
 
-    def evaluate(self, population: PyTree, key: jax.Array) -> Evaluation:
-        """Fitness (to maximise) of a whole population, and per-member information."""
+    def problem(self, truncations: int = 1) -> TruncatedProblem:
+        """What the outer loop optimises: one candidate's inner run(s), cut into
+        `truncations` stretches, scored by a fitness to maximise (see
+        `metarl.outer.problem`)."""
         raise NotImplementedError
 
     @property
@@ -57,7 +59,8 @@ class SearchKind:
 
     # -- what tracking records ----------------------------------------------------------------
     def member_metrics(self, info: Any) -> dict[str, np.ndarray]:
-        """`(pop,)` figures per member from `Evaluation.info`, logged with each trial."""
+        """`(pop,)` figures per member from the members' `Evaluation.info`, logged with each
+        trial."""
         return {}
 
     def generation_metrics(self, info: Any) -> dict[str, float]:

@@ -22,17 +22,21 @@ import numpy as np
 
 from metarl.outer import (
     CheckpointError,
-    NoValidMembers,
-    OuterState,
     StorageError,
     check_writable,
-    init_outer_state,
     load_checkpoint,
-    make_generation,
-    make_strategy,
+    make_outer_loop,
     population_mesh,
     save_checkpoint,
 )
+from metarl.outer.search_step import (
+    Generation,
+    NoValidMembers,
+    SearchState,
+    init_search_state,
+    make_search_step,
+)
+from metarl.outer.settings import allowed_settings, loop_settings
 from metarl.outer.sharding import is_main_process
 from metarl.programs.curves import fitness_figure
 from metarl.programs.kind import build_kind
@@ -64,41 +68,55 @@ class SearchResult:
 
 
 class Search:
-    """A search spec made runnable: program, strategy, compiled generation function."""
+    """A search spec made runnable: its kind, its outer loop over the kind's problem, and the
+    compiled outer step."""
 
     def __init__(self, spec: SearchSpec, max_devices: int | None = None):
         self.spec = spec
         self.program = build_kind(spec)
         outer = spec.outer
-        mean = self.program.initial_mean()
-        self.strategy = make_strategy(outer.algorithm, outer.population_size, mean,
-                                      sigma_init=outer.sigma_init,
-                                      learning_rate=outer.learning_rate,
-                                      antithetic=outer.antithetic,
-                                      sample=self.program.sampler())
-        self.mesh = population_mesh(outer.population_size, max_devices)
-        self._generation = jax.jit(make_generation(self.strategy, self.program.evaluate,
-                                                   self.mesh))
+        self.problem = self.program.problem(outer.truncations)
+        self.loop = make_outer_loop(outer.algorithm, self.program.initial_mean(),
+                                    **self._loop_settings(max_devices))
+        self._step = jax.jit(make_search_step(self.loop, self.problem))
         self._compiled: Any = None
         self.compile_seconds = 0.0
 
-    def initial_state(self) -> OuterState:
-        key = jax.random.PRNGKey(self.spec.seed)
-        return init_outer_state(self.strategy, key, self.program.initial_mean())
+    def _loop_settings(self, max_devices: int | None) -> dict[str, Any]:
+        outer = self.spec.outer
+        settings = loop_settings(outer.algorithm, outer.model_dump(), ())  # checked in spec
+        allowed = allowed_settings(outer.algorithm)
+        if "mesh" in allowed:  # members spread over every device
+            settings["mesh"] = population_mesh(outer.population_size, max_devices)
+        if "sample" in allowed and self.program.sampler() is not None:
+            settings["sample"] = self.program.sampler()
+        return settings
 
-    def compile(self, state: OuterState) -> None:
+    def initial_state(self) -> SearchState:
+        key = jax.random.PRNGKey(self.spec.seed)
+        return init_search_state(self.loop, key, self.program.initial_mean(), self.problem)
+
+    def state_template(self) -> SearchState:
+        """The state's structure, shapes and dtypes, computing nothing (to restore into)."""
+        return jax.eval_shape(self.initial_state)
+
+    def mean(self, state: SearchState) -> Any:
+        return self.loop.mean(state.loop)
+
+    def compile(self, state: SearchState) -> None:
         t0 = time.perf_counter()
-        self._compiled = self._generation.lower(state).compile()
+        self._compiled = self._step.lower(state).compile()
         self.compile_seconds = time.perf_counter() - t0
 
-    def step(self, state: OuterState) -> tuple[OuterState, Any]:
+    def step(self, state: SearchState) -> tuple[SearchState, Generation]:
         if self._compiled is None:
             self.compile(state)
         return self._compiled(state)
 
-    @property
-    def env_steps_per_generation(self) -> int:
-        return self.spec.outer.population_size * self.program.steps_per_candidate
+    def env_steps(self, members: int) -> int:
+        """Env steps of one outer step that scored `members` members (each a whole run, or
+        one truncation of a run)."""
+        return members * self.program.steps_per_candidate // self.spec.outer.truncations
 
 
 def checkpoint_dir(run_id: str) -> Path:
@@ -123,7 +141,7 @@ class SearchRunner:
         self._mean: tuple[int | None, Any] = (None, None)  # (generation, strategy mean)
 
     # -- the loop -----------------------------------------------------------------------------
-    def run(self, state: OuterState, stop_after: int | None = None) -> SearchResult:
+    def run(self, state: SearchState, stop_after: int | None = None) -> SearchResult:
         """Run to the last generation (or `stop_after`). Whatever stops it, what was computed
         is checkpointed and tracked and the run gets its status before an error is raised."""
         self._state, self._saved = state, int(state.generation)
@@ -186,7 +204,7 @@ class SearchRunner:
             "task without return_range whose returns are not finite")
 
     # -- per generation -----------------------------------------------------------------------
-    def _record(self, gen: int, out: Any, seconds: float, state: OuterState) -> None:
+    def _record(self, gen: int, out: Any, seconds: float, state: SearchState) -> None:
         self._mean = (gen, out.mean)
         fitness = np.asarray(out.fitness, np.float64)
         finite = fitness[np.isfinite(fitness)]
@@ -200,14 +218,17 @@ class SearchRunner:
             "invalid_members": int(np.sum(out.invalid)),
             "generation_seconds": seconds,
             "wall_seconds": time.perf_counter() - self.t_start,
-            "env_steps_per_second": self.search.env_steps_per_generation / max(seconds, 1e-9),
+            "env_steps_per_second": self.search.env_steps(len(fitness)) / max(seconds, 1e-9),
         }
         program = self.search.program
-        stats.update(program.generation_metrics(out.task_returns))
+        stats.update(program.generation_metrics(out.info))
+        stats.update({f"outer/{k}": float(v) for k, v in out.metrics.items()})
         for k in HISTORY_KEYS:
             self.history[k].append(stats[k])
-        members = program.member_metrics(out.task_returns)
-        extra = {**members, **program.population_columns(out.population)}
+        members = program.member_metrics(out.info)
+        extra = dict(members)
+        if out.population is not None:  # meta-gradients score the mean alone
+            extra.update(program.population_columns(out.population))
         self.population.append({"generation": gen - 1, "fitness": fitness.tolist(),
                                 "extra": {k: np.asarray(v).tolist() for k, v in extra.items()}})
         if stats["invalid_members"]:
@@ -224,6 +245,8 @@ class SearchRunner:
 
     def _log_trials(self, gen: int, out: Any, fitness: np.ndarray,
                     member_metrics: dict[str, np.ndarray]) -> None:
+        if out.population is None:  # the mean alone was scored: meta-tests report on it
+            return
         members = range(len(fitness))
         if self.spec.tracking.trials == "best":
             members = [int(np.nanargmax(np.where(np.isfinite(fitness), fitness, -np.inf)))]
@@ -236,7 +259,7 @@ class SearchRunner:
                                                   "metarl.member": str(m),
                                                   "metarl.trial": "candidate"})
 
-    def _meta_test(self, state: OuterState, gen: int) -> None:
+    def _meta_test(self, state: SearchState, gen: int) -> None:
         """Evaluate the search mean (e.g. on held-out tasks) as a child run every K gens."""
         every = self.spec.tracking.meta_test_every
         meta_test = self.search.program.meta_test  # None: no held-out tasks
@@ -259,19 +282,19 @@ class SearchRunner:
             self.tracker.set_tags({"metarl.compile_seconds": f"{self.search.compile_seconds:.1f}",
                                    "metarl.generations": str(self.spec.outer.generations)})
 
-    def _host_mean(self, state: OuterState) -> Any:
+    def _host_mean(self, state: SearchState) -> Any:
         """The strategy's mean as the generation handed it back; computing it here instead
         would be a JAX call queued behind the generation already dispatched."""
         gen, mean = self._mean
         if gen == int(state.generation):
             return mean
-        return jax.device_get(self.search.strategy.mean(state.strategy))
+        return jax.device_get(self.search.mean(state))
 
-    def _host_data(self, state: OuterState) -> dict[str, Any]:
+    def _host_data(self, state: SearchState) -> dict[str, Any]:
         return {"generation": int(state.generation), "history": self.history,
                 "population": self.population}
 
-    def _checkpoint(self, state: OuterState) -> None:
+    def _checkpoint(self, state: SearchState) -> None:
         if self.tracker is None or not is_main_process():
             return
         gen = int(state.generation)
@@ -296,7 +319,7 @@ class SearchRunner:
         return (f"free some space, then `metarl search resume {self.tracker.run_id}` carries "
                 f"on after generation {self._saved - 1}")
 
-    def _save_and_upload(self, state: OuterState, gen: int) -> None:
+    def _save_and_upload(self, state: SearchState, gen: int) -> None:
         folder = checkpoint_dir(self.tracker.run_id)
         path = save_checkpoint(folder / "latest.npz", state, self._host_data(state))
         # a copy per generation in the run's artifacts, for `metarl export --generation`
@@ -316,7 +339,7 @@ class SearchRunner:
             self.tracker.log_figure(fig, name)
         self.tracker.flush()  # checkpoint and tracking are on record before we go on
 
-    def _log_params_artifacts(self, state: OuterState) -> None:
+    def _log_params_artifacts(self, state: SearchState) -> None:
         program = self.search.program
         best = jax.device_get(state.best_params)
         mean = self._host_mean(state)
@@ -325,9 +348,9 @@ class SearchRunner:
                        **program.export_params(tree)}
             self.tracker.log_text(json.dumps(payload, indent=1), f"{name}_params.json")
 
-    def _finish(self, state: OuterState, status: str) -> SearchResult:
+    def _finish(self, state: SearchState, status: str) -> SearchResult:
         program = self.search.program
-        mean = jax.device_get(self.search.strategy.mean(state.strategy))
+        mean = jax.device_get(self.search.mean(state))
         run_id = "" if self.tracker is None else self.tracker.run_id
         if self.tracker is not None:
             self.tracker.finish(status)
@@ -373,7 +396,7 @@ def start_tracker(spec: SearchSpec, tracking_uri: str, spec_text: str) -> Search
 
 
 def restore(search: Search, run_id: str,
-            tracking_uri: str) -> tuple[OuterState, dict[str, Any]]:
+            tracking_uri: str) -> tuple[SearchState, dict[str, Any]]:
     """The latest checkpoint of `run_id`: from local disk, else from the run's artifacts."""
     from metarl.tracking import download_artifact
 
@@ -386,7 +409,7 @@ def restore(search: Search, run_id: str,
             msg = (f"run {run_id} has no checkpoint to resume from (neither {local} nor the "
                    f"run's checkpoints/latest.npz): {err}")
             raise CheckpointError(msg) from None
-    return load_checkpoint(local, search.initial_state())
+    return load_checkpoint(local, search.state_template())
 
 
 def check_local_folders() -> None:

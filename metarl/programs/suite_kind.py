@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import numpy as np
 
-from metarl.outer.evolution import Evaluation
+from metarl.outer.problem import TruncatedProblem
+from metarl.ppo import HParams
 from metarl.programs.kind import SearchKind
 from metarl.programs.task_eval import SuiteEval
 
@@ -18,17 +18,16 @@ PyTree = Any
 
 class SuiteKind(SearchKind):
     """A kind whose candidates train on `self.suite` (the spec's training tasks). Subclasses
-    set `self.suite` and implement `returns`."""
+    set `self.suite` and implement `inner_args`."""
 
     suite: SuiteEval
 
-    def returns(self, population: PyTree, key: jax.Array) -> jax.Array:
-        """`(pop, tasks)` raw final returns of a population."""
+    def inner_args(self, meta: PyTree) -> tuple[PyTree, HParams]:
+        """What a candidate trains with: `(meta_params for the inner loop, hparams)`."""
         raise NotImplementedError
 
-    def evaluate(self, population: PyTree, key: jax.Array) -> Evaluation:
-        raw = self.returns(population, key)
-        return Evaluation(self.suite.fitness(raw), raw)
+    def problem(self, truncations: int = 1) -> TruncatedProblem:
+        return self.suite.problem(self.inner_args, truncations)
 
     @property
     def steps_per_candidate(self) -> int:

@@ -6,7 +6,7 @@ task, members and seeds are `vmap`-ed, so the whole population trains in one cal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -14,7 +14,9 @@ import jax.numpy as jnp
 
 from metarl.envs import EnvParamError, make, with_params
 from metarl.envs.env import Env
-from metarl.ppo import HParams, PPOConfig, make_train
+from metarl.errors import UserError
+from metarl.outer.problem import Evaluation, TruncatedProblem
+from metarl.ppo import PPO, HParams, PPOConfig, TrainState
 from metarl.ppo.objectives import Objective, ppo_clip
 from metarl.programs.ranges import sample_range
 from metarl.spec.schema import Inner, Range, Task
@@ -77,7 +79,8 @@ class TaskEval:
         self.env: Env = task_env(task, where)
         self.config = ppo_config(inner, task.timesteps)
         self.seeds = inner.seeds
-        self.train = make_train(self.config, self.env, objective=objective)
+        self.ppo = PPO(self.config, self.env, objective=objective)
+        self.train = self.ppo.train
         self.tail = tail_length(self.config.num_updates, final_fraction)
 
     def sample_env_params(self, key: jax.Array) -> PyTree:
@@ -101,6 +104,30 @@ class TaskEval:
     def normalise(self, ret: jax.Array) -> jax.Array:
         return normalise_return(self.task, ret)
 
+    def init_runs(self, key: jax.Array, meta_params: PyTree, hparams: HParams) -> TrainState:
+        """`seeds` fresh PPO runs of one candidate (leading axis: seeds), each on env params
+        drawn from the task's distribution, as `curves` draws them."""
+        keys = jax.random.split(key, self.seeds)
+        env_params = jax.vmap(self.sample_env_params)(keys)
+        return jax.vmap(self.ppo.init, in_axes=(0, None, None, 0))(keys, meta_params, hparams,
+                                                                   env_params)
+
+    def unroll(self, runs: TrainState, meta_params: PyTree, hparams: HParams,
+               updates: int) -> tuple[TrainState, jax.Array]:
+        """`updates` more updates of every run, with `hparams` from now on (they may change
+        between truncations). Returns the runs and this stretch's share of the score: with
+        `w = num_updates / tail` on the updates of the score window and 0 elsewhere, the mean
+        over the stretch's updates of `w * return`, so that the mean over the stretches of a
+        whole run is the window's mean return (for one stretch, exactly `final_return`)."""
+        n, tail = self.config.num_updates, self.tail
+        runs = runs._replace(hparams=jax.tree.map(
+            lambda x: jnp.broadcast_to(x, (self.seeds,)), hparams))
+        first = runs.update[0]
+        runs, metrics = jax.vmap(lambda r: self.ppo.step(r, meta_params, updates))(runs)
+        index = first + jnp.arange(updates)
+        weight = jnp.where(index >= n - tail, n / tail, 0.0)
+        return runs, (self.ppo.score(metrics) * weight).mean()
+
 
 class SuiteEval:
     """A population's raw and normalised final returns on every task of a suite."""
@@ -115,22 +142,12 @@ class SuiteEval:
     def steps_per_candidate(self) -> int:
         return sum(t.config.num_updates * t.config.batch_size * t.seeds for t in self.tasks)
 
-    def returns(self, key: jax.Array, meta_pop: PyTree, hparams: HParams,
-                hparams_batched: bool = True) -> jax.Array:
-        """`(pop, tasks)` raw final returns of a population of meta-parameters and (batched or
-        shared) hyperparameters. The same inner seeds serve every member (common random
-        numbers), so members are compared on equal terms."""
-        keys = jax.random.split(key, len(self.tasks))
-        axes = (None, 0, 0 if hparams_batched else None)
-        cols = [jax.vmap(t.final_return, in_axes=axes)(k, meta_pop, hparams)
-                for t, k in zip(self.tasks, keys, strict=True)]
-        return jnp.stack(cols, axis=1)
-
     def candidate_returns(self, key: jax.Array, meta_params: PyTree,
                           hparams: HParams) -> jax.Array:
-        """One candidate's `(tasks,)` raw final returns: a population of one."""
-        meta_pop, hparams_pop = jax.tree.map(lambda x: x[None], (meta_params, hparams))
-        return self.returns(key, meta_pop, hparams_pop)[0]
+        """One candidate's `(tasks,)` raw final returns, on the seeds `key` gives."""
+        keys = jax.random.split(key, len(self.tasks))
+        return jnp.stack([t.final_return(k, meta_params, hparams)
+                          for t, k in zip(self.tasks, keys, strict=True)])
 
     def curves(self, key: jax.Array, meta_params: PyTree, hparams: HParams) -> list[jax.Array]:
         """One candidate's `(seeds, updates)` return curves on every task."""
@@ -143,6 +160,36 @@ class SuiteEval:
         out = {f"return/{lab}": float(r) for lab, r in zip(self.labels, returns, strict=True)}
         out["normalised_return"] = float(self.normalised(returns[None])[0].mean())
         return out
+
+    def problem(self, inner_args: Callable[[PyTree], tuple[PyTree, HParams]],
+                truncations: int = 1) -> TruncatedProblem:
+        """One candidate's inner runs on every task as a `TruncatedProblem`: a candidate
+        `meta` trains with `inner_args(meta) = (meta_params, hparams)`, each task's run cut
+        into `truncations` stretches of equal length. Fitness and info as `fitness` and
+        `returns` give them (a stretch's share of the score window: see `TaskEval.unroll`)."""
+        for t in self.tasks:
+            if t.config.num_updates % truncations:
+                raise UserError(
+                    f"outer.truncations = {truncations} does not divide the "
+                    f"{t.config.num_updates} PPO updates of task {t.task.label!r}; choose a "
+                    "divisor, or change its timesteps")
+
+        def init_inner(key: jax.Array, meta: PyTree) -> tuple[TrainState, ...]:
+            meta_params, hp = inner_args(meta)
+            keys = jax.random.split(key, len(self.tasks))
+            return tuple(t.init_runs(k, meta_params, hp)
+                         for t, k in zip(self.tasks, keys, strict=True))
+
+        def unroll(meta: PyTree, runs: tuple[TrainState, ...],
+                   key: jax.Array) -> tuple[Evaluation, tuple[TrainState, ...]]:
+            del key  # every run carries its own keys
+            meta_params, hp = inner_args(meta)
+            out = [t.unroll(r, meta_params, hp, t.config.num_updates // truncations)
+                   for t, r in zip(self.tasks, runs, strict=True)]
+            raw = jnp.stack([share for _, share in out])
+            return Evaluation(self.fitness(raw[None])[0], raw), tuple(r for r, _ in out)
+
+        return TruncatedProblem(init_inner, unroll, truncations)
 
     def fitness(self, returns: jax.Array) -> jax.Array:
         """`(pop,)` fitness of `(pop, tasks)` raw returns: each task's return normalised by

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from metarl.export import ExportError, is_module_ref
 from metarl.learned import LearnedObjective, make_objective, num_params, objective_settings
+from metarl.ppo import HParams
 from metarl.ppo.objectives import ppo_clip
 from metarl.programs.evaluation import RuleResult, evaluate_rules
 from metarl.programs.kind import register_kind
@@ -103,9 +104,8 @@ class UpdateRuleSearch(SuiteKind):
                 self._start = self.objective.init(key)
         return self._start
 
-    def returns(self, population: PyTree, key: jax.Array) -> jax.Array:
-        return self.suite.returns(key, population, self.hparams.as_arrays(),
-                                  hparams_batched=False)
+    def inner_args(self, params: PyTree) -> tuple[PyTree, HParams]:
+        return params, self.hparams.as_arrays()
 
     def describe(self, params: PyTree) -> dict[str, Any]:
         return {"objective": self.objective.name}

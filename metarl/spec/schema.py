@@ -138,14 +138,28 @@ class Inner(Strict):
 
 
 class Outer(Strict):
-    """The outer loop: an evosax strategy, or random search."""
+    """The outer loop: any evosax algorithm by name, random search, PES, truncated ES or
+    meta-gradients (docs/outer-loops.md), with the settings the chosen loop takes."""
 
-    algorithm: Literal["open_es", "snes", "cma_es", "random"] = "open_es"
-    population_size: int = Field(16, ge=2)
-    generations: int = Field(10, gt=0)
-    sigma_init: float = Field(0.5, gt=0, description="initial search std (unit space)")
-    learning_rate: float = Field(0.1, gt=0, description="step size of the mean (open_es/snes)")
+    algorithm: str = Field("open_es", description="open_es, snes, cma_es, random, any other "
+                           "evosax algorithm by name, pes, truncated_es or meta_gradient")
+    population_size: int = Field(16, ge=2, description="members per step (ES, PES)")
+    generations: int = Field(10, gt=0, description="outer steps")
+    truncations: int = Field(
+        1, ge=1, description="stretches each inner run is cut into; online loops (pes, "
+        "truncated_es, meta_gradient) learn from one stretch per step")
+    sigma_init: float = Field(0.5, gt=0, description="initial search std (unit space); the "
+                              "perturbation scale of pes and truncated_es")
+    learning_rate: float = Field(0.1, gt=0, description="step size of the mean")
     antithetic: bool = Field(True, description="mirrored sampling (open_es)")
+    optimizer: Literal["adam", "sgd", "clipup"] | None = Field(
+        None, description="optimizer of the mean (default: the loop's own)")
+    max_grad_norm: float | None = Field(
+        None, gt=0, description="meta_gradient: clip meta-gradients to this global norm")
+    batch: int | None = Field(
+        None, ge=1, description="meta_gradient: inner runs averaged per meta-gradient")
+    params: dict[str, float | int | bool] = Field(
+        default_factory=dict, description="an evosax algorithm's own params by name")
     final_fraction: float = Field(
         0.1, gt=0, le=1, description="fitness = mean return over this last fraction of updates")
 
@@ -154,6 +168,26 @@ class Outer(Strict):
         if self.algorithm == "open_es" and self.antithetic and self.population_size % 2:
             raise ValueError(f"antithetic sampling needs an even population_size, got "
                              f"{self.population_size}")
+        return self
+
+    @model_validator(mode="after")
+    def _loop_takes_its_settings(self) -> Outer:
+        from metarl.outer.loop import OuterLoopError
+        from metarl.outer.settings import is_online, loop_settings
+
+        values = self.model_dump()
+        # a stored spec lists every field: only those off their default count as set
+        changed = {k for k, f in type(self).model_fields.items()
+                   if values[k] != f.get_default(call_default_factory=True)}
+        try:
+            loop_settings(self.algorithm, values, changed)
+        except OuterLoopError as err:
+            raise ValueError(str(err)) from None
+        if is_online(self.algorithm) and self.algorithm != "meta_gradient" \
+                and self.truncations < 2:
+            raise ValueError(f"outer loop {self.algorithm!r} learns from truncated inner runs: "
+                             "set outer.truncations to 2 or more (each task's PPO updates "
+                             "must divide evenly)")
         return self
 
 
@@ -310,4 +344,13 @@ class SearchSpec(Strict):
             raise ValueError(
                 f"tasks.{where}.timesteps = {task.timesteps} is less than one PPO update "
                 f"(inner.num_envs * inner.num_steps = {batch})")
+        cuts = self.outer.truncations
+        for i, task in enumerate(self.tasks.train):
+            updates = task.timesteps // batch
+            if updates % cuts:
+                fits = [d for d in range(2, min(updates, 64) + 1) if updates % d == 0][:6]
+                raise ValueError(
+                    f"outer.truncations = {cuts} does not divide the {updates} PPO updates of "
+                    f"tasks.train[{i}] (timesteps // (inner.num_envs * inner.num_steps)); "
+                    f"divisors: {', '.join(map(str, fits)) or 'none'}")
         return self
