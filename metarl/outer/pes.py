@@ -148,7 +148,11 @@ class PES:
         """The antithetic PES/TES estimate over the pairs whose two scores are finite; a
         pair with a failed run is left out (and restarted) rather than poisoning the mean."""
         valid = jnp.isfinite(fitness).all(axis=1)
-        diff = jnp.where(valid, fitness[:, 0] - fitness[:, 1], 0.0)
+        diff = fitness[:, 0] - fitness[:, 1]
+        # below float32 resolution a difference is rounding (XLA may compute one score in two
+        # fusions), not signal; Adam would scale such noise up to full-size steps
+        resolution = 8 * jnp.finfo(fitness.dtype).eps * jnp.abs(fitness).max(axis=1)
+        diff = jnp.where(valid & (jnp.abs(diff) > resolution), diff, 0.0)
         scale = 1.0 / (2.0 * jnp.maximum(valid.sum(), 1) * self.sigma ** 2)
         return jax.tree.map(lambda a: scale * jnp.tensordot(diff, a, axes=1), accumulated), valid
 

@@ -20,6 +20,11 @@ SPEC_FIELDS = ("population_size", "sigma_init", "learning_rate", "antithetic", "
 ONLINE = ("pes", "truncatedes", "metagradient")  # loops that carry inner runs across steps
 
 
+def needs_gradients(name: str) -> bool:
+    """Whether the loop differentiates the problem's fitness (meta-gradients)."""
+    return normalise_name(name) == "metagradient"
+
+
 def is_online(name: str) -> bool:
     """Whether the loop learns from truncations of inner runs it carries across steps."""
     return normalise_name(name) in ONLINE

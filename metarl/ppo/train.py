@@ -118,8 +118,11 @@ class PPO:
         key, k_update = jax.random.split(state.key)
         key_bits, noise_bits, perm_bits = self.random.draw(k_update)
         stats = state.obs_stats
-        (obs, env_state), traj = self.rollout(state.params, stats, (state.obs, state.env_state),
-                                              key_bits, noise_bits, self._env_params(state))
+        # acting is data collection: meta-gradients flow through the SGD steps, never through
+        # sampled actions or env dynamics (Xu et al. 2018)
+        (obs, env_state), traj = self.rollout(jax.lax.stop_gradient(state.params), stats,
+                                              (state.obs, state.env_state), key_bits,
+                                              noise_bits, self._env_params(state))
         done = (traj.terminated | traj.truncated).astype(jnp.float32)
         value, reward, last_value = self._values(state.params, stats, traj, obs, hp)
         adv = gae(value, reward, done, last_value, hp.gamma, hp.gae_lambda)
@@ -144,6 +147,29 @@ class PPO:
         """`num_updates` (static) updates; metrics stacked, `(num_updates,)` each."""
         return jax.lax.scan(lambda s, _: self.update(s, meta_params), state, None,
                             length=num_updates)
+
+    def meta_objective(self, state: TrainState) -> jax.Array:
+        """The validation objective of meta-gradient RL (Xu et al. 2018, "Meta-Gradient
+        Reinforcement Learning"): the policy-gradient surrogate `mean(log pi(a|s) * A)` of a
+        fresh rollout with the run's current policy, whose gradient with respect to
+        `state.params` is the policy gradient there. Everything but `state.params` is held
+        fixed (the data, and the advantages under the current, undifferentiated gamma and
+        lambda), so its gradient with respect to meta-parameters is the policy gradient carried
+        back through the updates that produced `state.params`. The rollout is one the run
+        never takes: the state is not advanced."""
+        config = self.config
+        hp = jax.lax.stop_gradient(state.hparams)
+        key_bits, noise_bits, _ = self.random.draw(jax.random.fold_in(state.key, 1))
+        data_params = jax.lax.stop_gradient(state.params)
+        stats = state.obs_stats
+        (obs, _), traj = self.rollout(data_params, stats, (state.obs, state.env_state),
+                                      key_bits, noise_bits, self._env_params(state))
+        done = (traj.terminated | traj.truncated).astype(jnp.float32)
+        value, reward, last_value = self._values(data_params, stats, traj, obs, hp)
+        adv = gae(value, reward, done, last_value, hp.gamma, hp.gae_lambda)
+        adv = jax.lax.stop_gradient((adv - adv.mean()) / (adv.std() + 1e-8))
+        dist = self.net.policy(state.params, observe(config, stats, traj.obs))
+        return jnp.mean(self.net.log_prob(dist, traj.action) * adv)
 
     def score(self, metrics: dict[str, jax.Array]) -> jax.Array:
         """The per-update score a search ranks by: the mean return of finished episodes."""

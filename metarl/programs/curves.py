@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
 
 def fitness_figure(history: dict[str, Sequence[float]], title: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    fig = Figure(figsize=(6, 3.6), dpi=110)
+    ax = fig.subplots()
     gens = range(len(history["mean_fitness"]))  # 0-based, as MLflow steps and trial names
     for key, style in (("best_fitness", "-"), ("gen_best_fitness", "--"),
                        ("mean_fitness", "-"), ("median_fitness", ":")):

@@ -10,16 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import jax.numpy as jnp
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import NullLocator  # noqa: E402
-
-from metarl.learned import DriftObjective, LearnedObjective  # noqa: E402
-from metarl.ppo.objectives import ObjectiveInputs  # noqa: E402
+from metarl.learned import DriftObjective, LearnedObjective
+from metarl.ppo.objectives import ObjectiveInputs
 
 RATIOS = np.exp(np.linspace(np.log(0.5), np.log(2.0), 121))
 ADVANTAGES = np.linspace(-3.0, 3.0, 121)
@@ -53,8 +49,8 @@ def drift_figure(objective: LearnedObjective, meta_params: Any, title: str) -> F
     is_drift = isinstance(objective, DriftObjective)
     temporal = bool(getattr(objective, "temporal", False)) or not is_drift
     progresses = [0.0, 0.5, 1.0] if temporal else [None]
-    fig, axes = plt.subplots(1, len(progresses), figsize=(4.2 * len(progresses), 3.6),
-                             dpi=100, squeeze=False)
+    fig = Figure(figsize=(4.2 * len(progresses), 3.6), dpi=100)
+    axes = fig.subplots(1, len(progresses), squeeze=False)
     for ax, prog in zip(axes[0], progresses, strict=True):
         grid = (drift_grid(objective, meta_params, prog) if is_drift
                 else implied_drift_grid(objective, meta_params, prog))

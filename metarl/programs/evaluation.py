@@ -6,17 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jax
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from metarl.ppo import HParams  # noqa: E402
-from metarl.programs.stats import bootstrap_ci, iqm  # noqa: E402
-from metarl.programs.task_eval import TaskEval  # noqa: E402
-from metarl.spec.schema import Inner, Task  # noqa: E402
+from metarl.ppo import HParams
+from metarl.programs.stats import bootstrap_ci, iqm
+from metarl.programs.task_eval import TaskEval
+from metarl.spec.schema import Inner, Task
 
 PyTree = Any
 
@@ -59,8 +55,8 @@ def evaluate_rules(runs: dict[str, tuple[Any, PyTree, HParams]], tasks: list[Tas
 
 def curves_figure(results: dict[str, RuleResult], title: str) -> Figure:
     tasks = list(next(iter(results.values())).curves)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), dpi=100,
-                             squeeze=False)
+    fig = Figure(figsize=(4.2 * len(tasks), 3.4), dpi=100)
+    axes = fig.subplots(1, len(tasks), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
         for name, res in results.items():
             c = res.curves[task]

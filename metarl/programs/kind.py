@@ -46,10 +46,12 @@ class SearchKind:
         """A prior to draw candidates from for random search; None: around the mean."""
         return None
 
-    def problem(self, truncations: int = 1) -> TruncatedProblem:
+    def problem(self, truncations: int = 1, differentiable: bool = False) -> TruncatedProblem:
         """What the outer loop optimises: one candidate's inner run(s), cut into
         `truncations` stretches, scored by a fitness to maximise (see
-        `metarl.outer.problem`)."""
+        `metarl.outer.problem`). With `differentiable`, the fitness's gradient with respect
+        to the candidate is meaningful (meta-gradient outer loops); a kind that cannot offer
+        that raises `NotSupported`."""
         raise NotImplementedError
 
     @property

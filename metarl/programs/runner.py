@@ -36,7 +36,7 @@ from metarl.outer.search_step import (
     init_search_state,
     make_search_step,
 )
-from metarl.outer.settings import allowed_settings, loop_settings
+from metarl.outer.settings import allowed_settings, loop_settings, needs_gradients
 from metarl.outer.sharding import is_main_process
 from metarl.programs.curves import fitness_figure
 from metarl.programs.kind import build_kind
@@ -75,7 +75,8 @@ class Search:
         self.spec = spec
         self.program = build_kind(spec)
         outer = spec.outer
-        self.problem = self.program.problem(outer.truncations)
+        self.problem = self.program.problem(outer.truncations,
+                                            differentiable=needs_gradients(outer.algorithm))
         self.loop = make_outer_loop(outer.algorithm, self.program.initial_mean(),
                                     **self._loop_settings(max_devices))
         self._step = jax.jit(make_search_step(self.loop, self.problem))

@@ -26,8 +26,8 @@ class SuiteKind(SearchKind):
         """What a candidate trains with: `(meta_params for the inner loop, hparams)`."""
         raise NotImplementedError
 
-    def problem(self, truncations: int = 1) -> TruncatedProblem:
-        return self.suite.problem(self.inner_args, truncations)
+    def problem(self, truncations: int = 1, differentiable: bool = False) -> TruncatedProblem:
+        return self.suite.problem(self.inner_args, truncations, differentiable)
 
     @property
     def steps_per_candidate(self) -> int:

@@ -126,7 +126,12 @@ class TaskEval:
         runs, metrics = jax.vmap(lambda r: self.ppo.step(r, meta_params, updates))(runs)
         index = first + jnp.arange(updates)
         weight = jnp.where(index >= n - tail, n / tail, 0.0)
-        return runs, (self.ppo.score(metrics) * weight).mean()
+        return runs, (jax.lax.stop_gradient(self.ppo.score(metrics)) * weight).mean()
+
+    def meta_objective(self, runs: TrainState) -> jax.Array:
+        """`PPO.meta_objective` of every run, averaged: differentiable in the meta-parameters
+        through the updates the runs made."""
+        return jax.vmap(self.ppo.meta_objective)(runs).mean()
 
 
 class SuiteEval:
@@ -162,11 +167,14 @@ class SuiteEval:
         return out
 
     def problem(self, inner_args: Callable[[PyTree], tuple[PyTree, HParams]],
-                truncations: int = 1) -> TruncatedProblem:
+                truncations: int = 1, differentiable: bool = False) -> TruncatedProblem:
         """One candidate's inner runs on every task as a `TruncatedProblem`: a candidate
         `meta` trains with `inner_args(meta) = (meta_params, hparams)`, each task's run cut
-        into `truncations` stretches of equal length. Fitness and info as `fitness` and
-        `returns` give them (a stretch's share of the score window: see `TaskEval.unroll`)."""
+        into `truncations` stretches of equal length. The fitness is the normalised score of
+        the stretch averaged over tasks, info the raw per-task shares of the score window (see
+        `TaskEval.unroll`). With `differentiable`, the fitness keeps its value but its
+        gradient with respect to `meta` is that of the tasks' meta-objectives
+        (`PPO.meta_objective`, Xu et al. 2018): returns of sampled episodes have none."""
         for t in self.tasks:
             if t.config.num_updates % truncations:
                 raise UserError(
@@ -187,7 +195,14 @@ class SuiteEval:
             out = [t.unroll(r, meta_params, hp, t.config.num_updates // truncations)
                    for t, r in zip(self.tasks, runs, strict=True)]
             raw = jnp.stack([share for _, share in out])
-            return Evaluation(self.fitness(raw[None])[0], raw), tuple(r for r, _ in out)
+            runs = tuple(r for r, _ in out)
+            fitness = self.fitness(raw[None])[0]
+            if differentiable:
+                meta_objective = jnp.mean(jnp.stack(
+                    [t.meta_objective(r) for t, r in zip(self.tasks, runs, strict=True)]))
+                # the value stays the fitness, the gradient is the meta-objective's
+                fitness = fitness + meta_objective - jax.lax.stop_gradient(meta_objective)
+            return Evaluation(fitness, raw), runs
 
         return TruncatedProblem(init_inner, unroll, truncations)
 
