@@ -70,7 +70,7 @@ def test_missing_spec_file():
 def test_dry_run_shows_plan(tmp_path):
     code, out = cli("search", "run", "quickstart", "--dry-run",
                     "--tracking-uri", f"sqlite:///{tmp_path}/x.db")
-    assert code == 0 and "open_es population 8" in out
+    assert code == 0 and "open_es, 8 member(s) x 8 steps" in out
     assert not (tmp_path / "x.db").exists()  # nothing was logged
 
 

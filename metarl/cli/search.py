@@ -136,17 +136,21 @@ def _stderr() -> Console:
 
 
 def _print_plan(spec: SearchSpec) -> None:
+    from metarl.outer.settings import members_per_step
     from metarl.spec import spec_hash
 
     outer, inner = spec.outer, spec.inner
-    steps = sum((t.timesteps // (inner.num_envs * inner.num_steps)) * inner.num_envs
-                * inner.num_steps for t in spec.tasks.train) * inner.seeds
+    run_steps = sum((t.timesteps // (inner.num_envs * inner.num_steps)) * inner.num_envs
+                    * inner.num_steps for t in spec.tasks.train) * inner.seeds
+    members = members_per_step(outer.algorithm, outer.model_dump())
+    each = ("whole runs" if outer.truncations == 1
+            else f"1/{outer.truncations} of a run each")
     _stdout().print(
         f"[bold]{spec.name}[/bold] ({spec.kind}, spec {spec_hash(spec)}): "
-        f"{outer.algorithm} population {outer.population_size} x {outer.generations} "
-        f"generations on {len(spec.tasks.train)} task(s) "
-        f"[{', '.join(t.label for t in spec.tasks.train)}], {inner.seeds} seed(s) each; "
-        f"{steps * outer.population_size * outer.generations:,} env steps in all")
+        f"{outer.algorithm}, {members} member(s) x {outer.generations} steps ({each}) on "
+        f"{len(spec.tasks.train)} task(s) [{', '.join(t.label for t in spec.tasks.train)}], "
+        f"{inner.seeds} seed(s) each; "
+        f"{run_steps * members * outer.generations // outer.truncations:,} env steps in all")
 
 
 def _print_result(result: SearchResult, uri: str) -> None:

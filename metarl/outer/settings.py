@@ -62,3 +62,9 @@ def loop_settings(name: str, values: dict[str, Any], explicit: Iterable[str]) ->
             raise OuterLoopError(f"outer.{field} is not a setting of outer loop {name!r}; "
                                  f"it takes: {', '.join(takes) or 'none of them'}")
     return out
+
+
+def members_per_step(name: str, values: dict[str, Any]) -> int:
+    """How many inner runs one step of the loop scores (for plans and throughput)."""
+    settings = loop_settings(name, values, ())
+    return int(settings.get("population_size", settings.get("batch", 1)))
