@@ -1,5 +1,6 @@
-"""Outer-loop overhead: a full ES search generation (tracking, checkpoints, trials included)
-against the bare vmapped inner-loop evaluation of the same population, measured in one run.
+"""Outer-loop overhead: a full search step (tracking, checkpoints, trials included) against
+the bare compiled outer step (the loop's own step: ask, the members' inner runs, tell),
+measured in one run, for any outer loop (`--set outer.algorithm=...`).
 
 A search's generation time is the interval between consecutive finished generations, as the
 search itself logs it (`generation_seconds`); the one-off costs of starting and finishing a
@@ -8,6 +9,8 @@ the generations.
 
     python benchmarks/es_overhead.py                 # quickstart-sized, 6 generations
     python benchmarks/es_overhead.py --trials best   # one child run per generation
+    python benchmarks/es_overhead.py --spec search/hparams_metagrad.toml   # meta-gradients
+    python benchmarks/es_overhead.py --spec search/lpo_pes.toml            # PES
 
 Target: ratio <= 1.05.
 """
@@ -22,21 +25,20 @@ import time
 
 import jax
 
+from metarl.outer.settings import members_per_step
 from metarl.programs.runner import Search, run_search
 from metarl.spec import load_spec
 
 
 def bare_seconds(search: Search, generations: int) -> list[float]:
-    """Per-generation time of just `evaluate(population)`, compiled, same population size."""
-    program = search.program
+    """Per-step time of the compiled outer step alone, from the search's initial state."""
     state = search.initial_state()
-    population, _ = search.strategy.ask(jax.random.PRNGKey(1), state.strategy)
-    evaluate = jax.jit(program.evaluate).lower(population, jax.random.PRNGKey(0)).compile()
-    jax.block_until_ready(evaluate(population, jax.random.PRNGKey(0)))
+    search.compile(state)
+    state = jax.block_until_ready(search.step(state)[0])  # first run: warm
     times = []
-    for g in range(generations):
+    for _ in range(generations):
         t0 = time.perf_counter()
-        jax.block_until_ready(evaluate(population, jax.random.PRNGKey(g)))
+        state = jax.block_until_ready(search.step(state)[0])
         times.append(time.perf_counter() - t0)
     return times
 
@@ -82,14 +84,14 @@ def main() -> None:
     full, full_total, compile_s = full_seconds(search, args.generations)
     bare2 = bare_seconds(search, args.generations)  # bracket the full run: machines drift
     bare_med = statistics.median(bare + bare2)
-    steps = search.env_steps_per_generation
-    print(f"spec {args.spec}: population {spec.outer.population_size}, "
-          f"{steps:,} env steps per generation, trials={args.trials}, "
+    steps = search.env_steps(members_per_step(spec.outer.algorithm, spec.outer.model_dump()))
+    print(f"spec {args.spec}: {spec.outer.algorithm}, "
+          f"{steps:,} env steps per step, trials={args.trials}, "
           f"checkpoint every {spec.tracking.checkpoint_every}, devices {len(jax.devices())}")
-    print(f"compile (generation function)      : {compile_s:8.2f} s")
-    print(f"bare evaluation per generation     : {bare_med:8.3f} s  "
+    print(f"compile (outer step)               : {compile_s:8.2f} s")
+    print(f"bare outer step                    : {bare_med:8.3f} s  "
           f"({steps / bare_med:,.0f} env steps/s)")
-    print(f"full search per generation         : {full:8.3f} s  "
+    print(f"full search per step               : {full:8.3f} s  "
           f"({steps / full:,.0f} env steps/s)")
     print(f"  with setup and finish amortised  : {full_total:8.3f} s")
     print(f"overhead ratio full / bare         : {full / bare_med:8.3f}   (target <= 1.05)")

@@ -116,16 +116,29 @@ def register_kind(cls: type[SearchKind]) -> type[SearchKind]:
     return cls
 
 
+ENTRY_POINTS = "metarl.kinds"  # installed packages add kinds under this group
+
+
+def _installed() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINTS)}
+
+
 def kind_names() -> list[str]:
-    return sorted({*_BUILTIN, *_KINDS})
+    return sorted({*_BUILTIN, *_KINDS, *_installed()})
 
 
 def kind_class(name: str) -> type[SearchKind]:
-    """The kind registered as `name` (built-in kinds are imported on first use)."""
-    if name not in _KINDS and name in _BUILTIN:
-        import importlib
+    """The kind registered as `name`: built-in kinds and installed ones (entry points in the
+    `metarl.kinds` group) are imported on first use. A spec names a kind, never a file."""
+    if name not in _KINDS:
+        if name in _BUILTIN:
+            import importlib
 
-        importlib.import_module(_BUILTIN[name])
+            importlib.import_module(_BUILTIN[name])
+        elif name in (installed := _installed()):
+            register_kind(installed[name].load())
     if name not in _KINDS:
         raise KeyError(name)
     return _KINDS[name]
