@@ -16,23 +16,12 @@ from metarl.envs import EnvParamError, make, with_params
 from metarl.envs.env import Env
 from metarl.errors import UserError
 from metarl.outer.problem import Evaluation, TruncatedProblem
-from metarl.ppo import PPO, HParams, PPOConfig, TrainState
+from metarl.ppo import HParams, TrainState
 from metarl.ppo.objectives import Objective, ppo_clip
 from metarl.programs.ranges import sample_range
 from metarl.spec.schema import Inner, Range, Task
 
 PyTree = Any
-
-
-def ppo_config(inner: Inner, timesteps: int) -> PPOConfig:
-    unroll = {k: getattr(inner, k) for k in ("rollout_unroll", "minibatch_unroll")
-              if getattr(inner, k) is not None}
-    return PPOConfig(total_timesteps=timesteps, num_envs=inner.num_envs,
-                     num_steps=inner.num_steps, update_epochs=inner.update_epochs,
-                     num_minibatches=inner.num_minibatches, hidden_sizes=inner.hidden_sizes,
-                     activation=inner.activation, anneal_lr=inner.anneal_lr,
-                     normalize_obs=inner.normalize_obs,
-                     bootstrap_truncated=inner.bootstrap_truncated, **unroll)
 
 
 def sample_value(key: jax.Array, spec: float | int | bool | Range) -> jax.Array | float:
@@ -77,9 +66,9 @@ class TaskEval:
                  objective: Objective = ppo_clip, where: str = "tasks"):
         self.task = task
         self.env: Env = task_env(task, where)
-        self.config = ppo_config(inner, task.timesteps)
         self.seeds = inner.seeds
-        self.ppo = PPO(self.config, self.env, objective=objective)
+        self.ppo = inner.build(self.env, task.timesteps, objective)  # the section's inner loop
+        self.config = self.ppo.config
         self.train = self.ppo.train
         self.tail = tail_length(self.config.num_updates, final_fraction)
 

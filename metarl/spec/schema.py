@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     SerializerFunctionWrapHandler,
@@ -18,15 +16,8 @@ from pydantic import (
 )
 
 from metarl.envs.registry import check_env_name
-from metarl.ppo.config import HParams
-
-_HP = HParams._field_defaults
-
-
-class Strict(BaseModel):
-    # TOML allows `nan` and `inf`; an unbounded field such as an env param would let them
-    # through to every fitness, so non-finite numbers are refused everywhere
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+from metarl.spec.base import Strict
+from metarl.spec.inner import inner_section_type
 
 
 class Range(Strict):
@@ -99,42 +90,7 @@ class TaskSuite(Strict):
                 for i, task in enumerate(getattr(self, split)) if task.timesteps < steps]
 
 
-class Inner(Strict):
-    """PPO settings shared by every task; `timesteps` comes from each task."""
-
-    algorithm: Literal["ppo"] = "ppo"
-    num_envs: int = Field(4, gt=0)
-    num_steps: int = Field(128, gt=0)
-    update_epochs: int = Field(4, gt=0)
-    num_minibatches: int = Field(4, gt=0)
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    activation: Literal["tanh", "relu"] = "tanh"
-    anneal_lr: bool = True
-    normalize_obs: bool = False
-    bootstrap_truncated: bool = Field(
-        True, description="bootstrap the value at time-limit truncations")
-    seeds: int = Field(1, gt=0, description="inner-loop seeds per candidate and task")
-    rollout_unroll: int | None = Field(
-        None, gt=0, description="scan unrolling (compile time vs speed); default: PPOConfig's")
-    minibatch_unroll: int | None = Field(None, gt=0)
-    lr: float = Field(_HP["lr"], gt=0)
-    gamma: float = Field(_HP["gamma"], ge=0, le=1)
-    gae_lambda: float = Field(_HP["gae_lambda"], ge=0, le=1)
-    clip_eps: float = Field(_HP["clip_eps"], gt=0)
-    ent_coef: float = Field(_HP["ent_coef"], ge=0)
-    vf_coef: float = Field(_HP["vf_coef"], ge=0)
-    max_grad_norm: float = Field(_HP["max_grad_norm"], gt=0)
-
-    @model_validator(mode="after")
-    def _divisible(self) -> Inner:
-        if (self.num_envs * self.num_steps) % self.num_minibatches:
-            raise ValueError(
-                f"num_envs * num_steps = {self.num_envs * self.num_steps} must be divisible "
-                f"by num_minibatches = {self.num_minibatches}")
-        return self
-
-    def hparams(self) -> HParams:
-        return HParams(**{f: getattr(self, f) for f in HParams._fields})
+Inner = inner_section_type()  # today PPO's section (metarl/ppo/spec.py)
 
 
 class Outer(Strict):
