@@ -120,6 +120,8 @@ def test_portable_mulhi_is_bit_exact():
     y = jax.random.bits(jax.random.PRNGKey(1), (4096,), jnp.uint32)
     exact = (np.asarray(x).astype(np.uint64) * np.asarray(y).astype(np.uint64)) >> 32
     np.testing.assert_array_equal(np.asarray(mulhi_from_halves(x, y)), np.asarray(exact))
+    # the primitive whose lowering it replaces in sharded programs
+    np.testing.assert_array_equal(np.asarray(jax.lax.mulhi(x, y)), np.asarray(exact))
 
 
 def test_packer_round_trip_is_exact():

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
+import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from metarl.cli.errors import fail
 from metarl.cli.paths import find_spec
+
+if TYPE_CHECKING:
+    from metarl.tracking import SearchTracker
 
 TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
 
@@ -166,36 +171,35 @@ def _print_table(results: dict, ratios: dict, generation: int) -> None:  # noqa:
 def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: str,  # noqa: ANN001
                     generation: int, tasks_file: str | None, seeds: int,
                     final_fraction: float) -> None:
-    from mlflow.tracking import MlflowClient
-
+    """A child run of the search, `evaluate-{which}-g{generation}`, tagged as an evaluation."""
     from metarl.programs.evaluation import curves_figure
+    from metarl.tracking import SearchTracker
 
-    client = MlflowClient(uri)
-    log_metric = _finite_logger(client)
-    parent = client.get_run(run_id)
-    child = client.create_run(parent.info.experiment_id, tags={
-        "mlflow.parentRunId": run_id, "mlflow.runName": f"evaluate-{which}-g{generation}",
-        "metarl.trial": "evaluation", "metarl.run_type": "trial"})
-    cid = child.info.run_id
-    for k, v in {"which": which, "generation": generation, "seeds": seeds,
-                 "tasks": tasks_file or "(search's own)", "final_fraction": final_fraction
-                 }.items():
-        client.log_param(cid, k, str(v))
+    params = {"which": which, "generation": generation, "seeds": seeds,
+              "tasks": tasks_file or "(search's own)", "final_fraction": final_fraction}
+    metrics: dict[str, float] = {}
     for name, res in results.items():
         key = name.split(" ")[0]
         m, lo, hi = res.iqm()
-        log_metric(cid, f"{key}/iqm", m)
-        log_metric(cid, f"{key}/iqm_ci_low", lo)
-        log_metric(cid, f"{key}/iqm_ci_high", hi)
+        metrics.update({f"{key}/iqm": m, f"{key}/iqm_ci_low": lo, f"{key}/iqm_ci_high": hi})
         for task, f in res.final.items():
-            log_metric(cid, f"{key}/return/{task}", float(f.mean()))
+            metrics[f"{key}/return/{task}"] = float(f.mean())
     for name, (m, lo, hi) in ratios.items():
         for suffix, v in (("", m), ("_ci_low", lo), ("_ci_high", hi)):
-            log_metric(cid, f"ratio_to_{name}{suffix}", v)
+            metrics[f"ratio_to_{name}{suffix}"] = v
     fig = curves_figure(results, f"run {run_id[:8]}: {which} rule vs baselines")
-    client.log_figure(cid, fig, "learning_curves.png")
-    client.set_terminated(cid)
-    click.echo(f"logged as run {cid} under search {run_id}", err=True)
+    with _reported_by_the_cli():
+        search = SearchTracker.open(run_id, uri)
+        try:
+            child = search.start_child(f"evaluate-{which}-g{generation}", params,
+                                       tags={"metarl.trial": "evaluation"})
+        finally:
+            search.close()
+        with child:  # FINISHED, or FAILED if logging raises
+            child.log_metrics(_finite(metrics), step=0)
+            child.log_figure(fig, "learning_curves.png")
+    _check_sent(child)
+    click.echo(f"logged as run {child.run_id} under search {run_id}", err=True)
 
 
 @contextlib.contextmanager
@@ -209,15 +213,32 @@ def _kept_if_logging_fails(what: str) -> Iterator[None]:
         fail(f"{what} is complete, but logging it to MLflow failed: {first}", 1)
 
 
-def _finite_logger(client):  # noqa: ANN001, ANN202
-    """`client.log_metric` that leaves out NaN (a CI that could not be computed)."""
-    import math
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    """`metrics` without NaN (a CI that could not be computed): MLflow would chart a gap."""
+    return {k: v for k, v in metrics.items() if not math.isnan(v)}
 
-    def log_metric(run_id: str, key: str, value: float) -> None:
-        if not math.isnan(value):
-            client.log_metric(run_id, key, value)
 
-    return log_metric
+@contextlib.contextmanager
+def _reported_by_the_cli() -> Iterator[None]:
+    """Quiets the tracker's outage warnings, written for a long search ("the search goes
+    on ... sent when the store answers again"): here the command is about to end, and
+    `_check_sent` says in one line what was kept and how to send it."""
+    tracking_log = logging.getLogger("metarl.tracking")
+    level = tracking_log.level
+    tracking_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        tracking_log.setLevel(level)
+
+
+def _check_sent(tracker: SearchTracker) -> None:
+    """Raise (for `_kept_if_logging_fails`) when writes of `tracker` did not reach MLflow."""
+    if tracker.failed_writes:
+        raise RuntimeError(
+            f"{tracker.failed_writes} writes could not be sent to {tracker.tracking_uri}; they "
+            f"are kept in {tracker.spill_path}: send them with "
+            f"metarl.tracking.replay_unsent({str(tracker.spill_path)!r})")
 
 
 @click.command("export")
@@ -256,9 +277,13 @@ def export(run_id: str, output: str | None, which: str, generation: int | None,
 
 
 def _log_export(uri: str, run_id: str, path: Path) -> None:
-    from mlflow.tracking import MlflowClient
+    """The module, as written, under the search run's `exports/`; its status is left as is."""
+    from metarl.tracking import SearchTracker
 
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / path.name
-        copy.write_bytes(path.read_bytes())
-        MlflowClient(uri).log_artifact(run_id, str(copy), "exports")
+    with _reported_by_the_cli():
+        search = SearchTracker.open(run_id, uri)
+        try:
+            search.log_artifact(str(path), "exports")  # copied now: the user may edit the file
+        finally:
+            search.close()
+    _check_sent(search)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 import jax
 from jax.sharding import Mesh, PartitionSpec
 
+from metarl.ppo.mulhi import use_portable_mulhi
+
 log = logging.getLogger(__name__)
 
 # `jax.distributed.initialize()` reads these (or a cluster's own variables) to find its peers.
@@ -44,9 +46,13 @@ def shard_over_population(evaluate: Callable, mesh: Mesh) -> Callable:
     the population; the key is shared, so every member sees the same inner seeds.
 
     `shard_map` rather than sharding annotations: members never talk to each other, so there
-    is nothing for the SPMD partitioner to decide, and it cannot insert communication."""
+    is nothing for the SPMD partitioner to decide, and it cannot insert communication.
+
+    Sets up `use_portable_mulhi` first: the PPO rollout draws env-step keys from Philox, whose
+    `mulhi` jax 0.10 cannot compile inside a partitioned program (see metarl/ppo/mulhi.py)."""
     if mesh.size == 1:
         return evaluate
+    use_portable_mulhi()
     pop = PartitionSpec("pop")
     return jax.shard_map(evaluate, mesh=mesh, in_specs=(pop, PartitionSpec()), out_specs=pop,
                          check_vma=False)

@@ -15,7 +15,6 @@ from metarl.envs.env import Env, ResetAheadEnv, StepResult
 from metarl.envs.normalize import RunningStats, normalize
 from metarl.ppo.config import PPOConfig
 from metarl.ppo.minibatches import shuffle_words
-from metarl.ppo.mulhi import register_portable_mulhi
 from metarl.ppo.networks import ActorCritic
 from metarl.ppo.packing import Packer, Unpacked
 
@@ -47,13 +46,13 @@ def _fast_impl() -> str:
     pays, in its 2x32 form (half the size, compiles as fast as Threefry here): everything else
     draws from the caller's key in bulk, once per update. Philox2x32 keys are 32-bit, so among
     the ~10^6 step keys of a run a few dozen coincide (two steps drawing the same env
-    randomness): statistically irrelevant for training.
+    randomness): statistically irrelevant for training. Inside a sharded search, Philox needs
+    `metarl.ppo.mulhi.use_portable_mulhi()`, which the sharding code calls.
     """
     try:
         jax.random.key(0, impl="philox2x32")
     except ValueError:  # older jax
         return "threefry2x32"
-    register_portable_mulhi()  # Philox must also compile inside sharded searches
     return "philox2x32"
 
 

@@ -18,6 +18,7 @@ import os
 import posixpath
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -151,7 +152,11 @@ class SearchTracker:
         self._put(ops.text_op(self.run_id, text, ops.check_artifact_file(artifact_file)))
 
     def log_figure(self, fig: Any, artifact_file: str) -> None:
-        """Save a matplotlib figure (PNG unless the name says otherwise), then close it."""
+        """Save a matplotlib figure (PNG unless the name says otherwise), then close it.
+
+        Works for a `matplotlib.figure.Figure` made without pyplot (nothing to close: the
+        tracker keeps no reference, so it is freed with the caller's) and for a pyplot
+        figure, which pyplot keeps alive until it is closed."""
         self._check_open()
         ops.check_artifact_file(artifact_file)
         if not posixpath.splitext(artifact_file)[1]:
@@ -163,9 +168,11 @@ class SearchTracker:
             # rendered here, not on the writer thread: matplotlib is not thread-safe
             fig.savefig(buf, format=posixpath.splitext(name)[1][1:], bbox_inches="tight")
         finally:
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
+            # only a pyplot figure needs closing, and one exists only if pyplot was imported:
+            # importing it here would pick a backend for a program that never used pyplot
+            plt = sys.modules.get("matplotlib.pyplot")
+            if plt is not None:
+                plt.close(fig)
         local.write_bytes(buf.getvalue())
         self._put(ops.file_op(self.run_id, str(local), directory or None))
 
@@ -300,6 +307,55 @@ class SearchTracker:
             self._queue_population()
             if not self._writer.flush(timeout=60.0):
                 log.warning("exiting with MLflow writes of run %s unsent", self.run_id)
+
+    # -- adding to a run this process did not start --------------------------------------
+
+    @classmethod
+    def open(cls, run_id: str, tracking_uri: str) -> SearchTracker:
+        """An existing run (a search's or a trial's) to add records to, its status left as
+        it is: `metarl evaluate` and `export` log beside a search that may still be running
+        elsewhere, or that finished long ago. Writes are queued, batched and spilled on an
+        outage like a search's. End with `close()`: `finish()`, and leaving a `with` block,
+        would set the run's status."""
+        client = _client(tracking_uri)
+        try:
+            run = client.get_run(run_id)
+        except Exception as e:
+            if is_rejection(e):
+                raise ValueError(f"no run {run_id!r} in the MLflow store {tracking_uri}") from e
+            raise _unavailable(tracking_uri, f"could not read run {run_id}", e) from e
+        return cls(client, tracking_uri, run_id, run.info.experiment_id)
+
+    def start_child(self, name: str, params: dict[str, Any],
+                    tags: dict[str, str] | None = None) -> SearchTracker:
+        """A new child run of this run, for a trial that logs more than `log_trial` can
+        (figures, files): created now, since its artifacts need its id, with `params` queued.
+        It is RUNNING until its own `finish()`."""
+        self._check_open()
+        param_items = ops.param_items(params)
+        tag_items = ops.tag_items(tags)
+        try:
+            run = self._client.create_run(self.experiment_id, run_name=name, tags={
+                **dict(tag_items), "mlflow.parentRunId": self.run_id, RUN_TYPE_TAG: "trial"})
+        except Exception as e:
+            if is_rejection(e):
+                raise
+            raise _unavailable(self.tracking_uri, f"could not create child run {name!r}",
+                               e) from e
+        child = type(self)(self._client, self.tracking_uri, run.info.run_id, self.experiment_id)
+        child._put(ops.batch_op(child.run_id, params=param_items))
+        return child
+
+    def close(self) -> None:
+        """Write everything logged so far and stop, leaving the run's status as it is (the
+        end for a run from `open`). What MLflow could not take stays in `spill_path`, counted
+        by `failed_writes`."""
+        if self._finished:
+            return
+        self._queue_population()
+        # one more attempt to reach a store that was down, as finish() makes
+        self._writer.flush(recover=True)
+        self._close()
 
 
 def local_folders() -> dict[str, tuple[Path, str]]:
