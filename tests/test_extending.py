@@ -52,3 +52,9 @@ def test_the_example_kind_runs_as_a_search(tmp_path, monkeypatch):
     bad = CliRunner().invoke(main, ["search", "run", "spec.toml", "--dry-run", "--set",
                                     "lr_only.low=-1"])
     assert bad.exit_code == 2 and "lr_only.low" in bad.output
+    # an outer loop the kind cannot serve is refused at validation, before anything runs
+    monkeypatch.setattr(module.LearningRateKind, "differentiable", False)
+    bad = CliRunner().invoke(main, ["search", "run", "spec.toml", "--dry-run", "--set",
+                                    "outer.algorithm='meta_gradient'", "--set",
+                                    "outer.population_size=16", "--set", "outer.truncations=2"])
+    assert bad.exit_code == 2 and "has no differentiable fitness" in bad.output

@@ -32,6 +32,8 @@ class SearchKind:
     Spec: ClassVar[type[SearchSpec]]
     # closed-form comparisons `metarl evaluate` may train beside a candidate
     baselines: ClassVar[tuple[str, ...]] = ()
+    # whether `problem(..., differentiable=True)` gives meaningful gradients (meta-gradients)
+    differentiable: ClassVar[bool] = False
 
     def __init__(self, spec: SearchSpec):
         self.spec = spec

@@ -21,6 +21,7 @@ class SuiteKind(SearchKind):
     set `self.suite` and implement `inner_args`."""
 
     suite: SuiteEval
+    differentiable = True  # through PPO's SGD steps (`PPO.meta_objective`)
 
     def inner_args(self, meta: PyTree) -> tuple[PyTree, HParams]:
         """What a candidate trains with: `(meta_params for the inner loop, hparams)`."""

@@ -148,7 +148,19 @@ def load_spec_data(data: dict[str, Any], source: str, spec_path: Path | None = N
     data = apply_overrides(data, [o for o in overrides if o not in swaps])
     model = spec_model(data, source)
     spec = _validate(model, _without_legacy_sections(data, model), source)
+    _check_outer_fits_kind(spec, source)
     return spec.resolve_files(source, spec_path)  # e.g. a module: rule, parsed, never run
+
+
+def _check_outer_fits_kind(spec: SearchSpec, source: str) -> None:
+    from metarl.outer.settings import needs_gradients
+    from metarl.programs.kind import kind_class
+
+    if needs_gradients(spec.outer.algorithm) and not kind_class(spec.kind).differentiable:
+        raise SpecError(f"{source}: fields 'outer.algorithm' and 'kind': outer loop "
+                        f"{spec.outer.algorithm!r} differentiates the fitness, and kind "
+                        f"{spec.kind!r} has no differentiable fitness; use an ES, 'pes' or "
+                        "'truncated_es'")
 
 
 def spec_model(data: dict[str, Any], source: str) -> type[SearchSpec]:
