@@ -66,9 +66,9 @@ def test_sharded_philox_draw_compiles_and_equals_the_unsharded_one():
 
 def test_jax_still_needs_the_portable_mulhi_lowering():
     # a canary: when jax lowers Philox's mulhi inside shard_map by itself, this fails, and
-    # metarl/ppo/mulhi.py with its process-wide lowering rule can be deleted
+    # metarl/mulhi.py with its process-wide lowering rule can be deleted
     out = _run()
     assert out.returncode == 0, out.stdout + out.stderr
     assert "bare: fails:" in out.stdout, (
             "jax now compiles mulhi inside shard_map: drop use_portable_mulhi "
-            "(metarl/ppo/mulhi.py) and its call in metarl/outer/sharding.py\n" + out.stdout)
+            "(metarl/mulhi.py) and its call in metarl/outer/sharding.py\n" + out.stdout)

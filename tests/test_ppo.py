@@ -114,7 +114,7 @@ def test_brax_inverted_pendulum_end_to_end():
 
 
 def test_portable_mulhi_is_bit_exact():
-    from metarl.ppo.mulhi import mulhi_from_halves
+    from metarl.mulhi import mulhi_from_halves
 
     x = jax.random.bits(jax.random.PRNGKey(0), (4096,), jnp.uint32)
     y = jax.random.bits(jax.random.PRNGKey(1), (4096,), jnp.uint32)

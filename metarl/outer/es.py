@@ -19,6 +19,7 @@ import optax
 from evosax.algorithms import algorithms, population_based_algorithms
 from evosax.core.optimizer import clipup
 
+from metarl.outer.loop import OPTIMIZERS as LOOP_OPTIMIZERS
 from metarl.outer.loop import (
     OuterLoopError,
     StepReport,
@@ -41,7 +42,7 @@ MULTI_POPULATION = ("SV_CMA_ES", "SV_Open_ES")
 # the registry fills these constructor arguments itself (or they are not data)
 FILLED = ("population_size", "solution", "optimizer", "std_schedule", "use_antithetic_sampling",
           "fitness_shaping_fn", "metrics_fn", "sampling_fn", "params")
-OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "clipup": clipup}
+OPTIMIZERS = {**LOOP_OPTIMIZERS, "clipup": clipup}  # evosax also offers ClipUp
 # evosax's own default optimizer kind, except Open_ES: metarl has always run it with adam
 DEFAULT_OPTIMIZER = {"Open_ES": "adam", "ARS": "adam", "ASEBO": "adam", "ESMC": "adam",
                      "PGPE": "clipup"}

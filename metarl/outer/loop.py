@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from metarl.errors import UserError
 from metarl.outer.problem import TruncatedProblem
@@ -26,6 +27,8 @@ from metarl.outer.problem import TruncatedProblem
 PyTree = Any
 
 GRADIENT_LOOPS = ("pes", "truncated_es", "meta_gradient")
+# the optimizers a loop may move its mean with, by spec name
+OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
 
 
 class OuterLoopError(UserError):

@@ -34,6 +34,7 @@ import optax
 
 from metarl.outer.inner_runs import InnerRuns, advance_runs, start_runs
 from metarl.outer.loop import (
+    OPTIMIZERS,
     OuterLoopError,
     StepReport,
     as_state,
@@ -45,9 +46,6 @@ from metarl.outer.loop import (
 from metarl.outer.problem import TruncatedProblem
 
 PyTree = Any
-
-OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
-
 
 class MetaGradientState(NamedTuple):
     mean: PyTree

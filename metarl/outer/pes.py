@@ -30,6 +30,7 @@ import optax
 
 from metarl.outer.inner_runs import InnerRuns, advance_runs, start_runs
 from metarl.outer.loop import (
+    OPTIMIZERS,
     OuterLoopError,
     StepReport,
     as_state,
@@ -41,9 +42,6 @@ from metarl.outer.loop import (
 from metarl.outer.problem import TruncatedProblem
 
 PyTree = Any
-
-OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
-
 
 class PESState(NamedTuple):
     mean: PyTree

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import jax
 from jax.sharding import Mesh, PartitionSpec
 
-from metarl.ppo.mulhi import use_portable_mulhi
+from metarl.mulhi import use_portable_mulhi
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def shard_over_population(evaluate: Callable, mesh: Mesh) -> Callable:
     is nothing for the SPMD partitioner to decide, and it cannot insert communication.
 
     Sets up `use_portable_mulhi` first: the PPO rollout draws env-step keys from Philox, whose
-    `mulhi` jax 0.10 cannot compile inside a partitioned program (see metarl/ppo/mulhi.py)."""
+    `mulhi` jax 0.10 cannot compile inside a partitioned program (see metarl/mulhi.py)."""
     if mesh.size == 1:
         return evaluate
     use_portable_mulhi()

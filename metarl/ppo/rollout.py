@@ -47,7 +47,7 @@ def _fast_impl() -> str:
     draws from the caller's key in bulk, once per update. Philox2x32 keys are 32-bit, so among
     the ~10^6 step keys of a run a few dozen coincide (two steps drawing the same env
     randomness): statistically irrelevant for training. Inside a sharded search, Philox needs
-    `metarl.ppo.mulhi.use_portable_mulhi()`, which the sharding code calls.
+    `metarl.mulhi.use_portable_mulhi()`, which the sharding code calls.
     """
     try:
         jax.random.key(0, impl="philox2x32")

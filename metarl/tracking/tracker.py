@@ -104,12 +104,7 @@ class SearchTracker:
     def attach(cls, run_id: str, tracking_uri: str) -> SearchTracker:
         """Reopen an existing search run to resume it: status RUNNING, population restored."""
         client = _client(tracking_uri)
-        try:
-            run = client.get_run(run_id)
-        except Exception as e:
-            if is_rejection(e):
-                raise ValueError(f"no run {run_id!r} in the MLflow store {tracking_uri}") from e
-            raise _unavailable(tracking_uri, f"could not read run {run_id}", e) from e
+        run = _get_run(client, tracking_uri, run_id)
         if "mlflow.parentRunId" in run.data.tags:
             raise ValueError(f"run {run_id} is a trial of search run "
                              f"{run.data.tags['mlflow.parentRunId']}; attach to that one")
@@ -318,12 +313,7 @@ class SearchTracker:
         outage like a search's. End with `close()`: `finish()`, and leaving a `with` block,
         would set the run's status."""
         client = _client(tracking_uri)
-        try:
-            run = client.get_run(run_id)
-        except Exception as e:
-            if is_rejection(e):
-                raise ValueError(f"no run {run_id!r} in the MLflow store {tracking_uri}") from e
-            raise _unavailable(tracking_uri, f"could not read run {run_id}", e) from e
+        run = _get_run(client, tracking_uri, run_id)
         return cls(client, tracking_uri, run_id, run.info.experiment_id)
 
     def start_child(self, name: str, params: dict[str, Any],
@@ -367,6 +357,15 @@ def local_folders() -> dict[str, tuple[Path, str]]:
         "tracking staging files": (Path(tempfile.gettempdir()), "point TMPDIR at a folder "
                                    "you can write to, with free space"),
     }
+
+
+def _get_run(client: Any, tracking_uri: str, run_id: str) -> Any:
+    try:
+        return client.get_run(run_id)
+    except Exception as e:
+        if is_rejection(e):
+            raise ValueError(f"no run {run_id!r} in the MLflow store {tracking_uri}") from e
+        raise _unavailable(tracking_uri, f"could not read run {run_id}", e) from e
 
 
 def _client(tracking_uri: str) -> Any:
