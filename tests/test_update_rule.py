@@ -144,7 +144,7 @@ def test_evaluate_checks_a_held_out_suite_against_the_runs_budget(searched, monk
                         "--tracking-uri", uri)
     assert code == 2 and "Traceback" not in text
     assert "short.toml" in text and "'Acrobot-v1'" in text
-    assert "(num_envs * num_steps = 128)" in text
+    assert "(inner.num_envs * inner.num_steps = 128)" in text
 
 
 def test_evaluate_rejects_an_empty_scoring_window(tmp_path):

@@ -82,10 +82,10 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
     names = _baselines_of(program, asked)
     if suite is not None:
         tasks = [*suite.train, *suite.held_out]
-        batch = spec.inner.num_envs * spec.inner.num_steps
+        batch = spec.inner.steps_per_update
         for where, task in suite.shorter_than(batch)[:1]:
             fail(f"{suite_path}: {where} {task.label!r} has timesteps = {task.timesteps}, less "
-                 f"than one PPO update of the run's inner loop (num_envs * num_steps = "
+                 f"than one update of the run's inner loop ({spec.inner.update_size_name} = "
                  f"{batch})", 2)
     else:
         tasks = list(spec.tasks.held_out or spec.tasks.train)

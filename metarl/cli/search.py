@@ -140,8 +140,8 @@ def _print_plan(spec: SearchSpec) -> None:
     from metarl.spec import spec_hash
 
     outer, inner = spec.outer, spec.inner
-    run_steps = sum((t.timesteps // (inner.num_envs * inner.num_steps)) * inner.num_envs
-                    * inner.num_steps for t in spec.tasks.train) * inner.seeds
+    update = inner.steps_per_update
+    run_steps = sum(t.timesteps // update * update for t in spec.tasks.train) * inner.seeds
     members = members_per_step(outer.algorithm, outer.model_dump())
     each = ("whole runs" if outer.truncations == 1
             else f"1/{outer.truncations} of a run each")

@@ -37,6 +37,14 @@ class _PPOSection(InnerBase):
                              f"num_minibatches = {self.num_minibatches}")  # type: ignore
         return self
 
+    @property
+    def steps_per_update(self) -> int:
+        return self.num_envs * self.num_steps  # type: ignore[attr-defined]
+
+    @property
+    def update_size_name(self) -> str:
+        return "inner.num_envs * inner.num_steps"
+
     def hparams(self) -> HParams:
         return HParams(**{f: getattr(self, f) for f in HParams._fields})
 

@@ -17,3 +17,13 @@ class InnerBase(Strict):
 
     algorithm: str = Field(description="the inner loop")
     seeds: int = Field(1, gt=0, description="inner-loop seeds per candidate and task")
+
+    @property
+    def steps_per_update(self) -> int:
+        """Env steps one inner update takes: a task's budget is cut into whole updates."""
+        raise NotImplementedError
+
+    @property
+    def update_size_name(self) -> str:
+        """How a message names `steps_per_update` in this section's fields."""
+        raise NotImplementedError

@@ -295,11 +295,11 @@ class SearchSpec(Strict):
 
     @model_validator(mode="after")
     def _budget(self) -> SearchSpec:
-        batch = self.inner.num_envs * self.inner.num_steps
+        batch, size = self.inner.steps_per_update, self.inner.update_size_name
         for where, task in self.tasks.shorter_than(batch)[:1]:
             raise ValueError(
-                f"tasks.{where}.timesteps = {task.timesteps} is less than one PPO update "
-                f"(inner.num_envs * inner.num_steps = {batch})")
+                f"tasks.{where}.timesteps = {task.timesteps} is less than one inner update "
+                f"({size} = {batch})")
         cuts = self.outer.truncations
         for i, task in enumerate(self.tasks.train):
             updates = task.timesteps // batch
@@ -307,6 +307,6 @@ class SearchSpec(Strict):
                 fits = [d for d in range(2, min(updates, 64) + 1) if updates % d == 0][:6]
                 raise ValueError(
                     f"outer.truncations = {cuts} does not divide the {updates} PPO updates of "
-                    f"tasks.train[{i}] (timesteps // (inner.num_envs * inner.num_steps)); "
+                    f"tasks.train[{i}] (timesteps // ({size})); "
                     f"divisors: {', '.join(map(str, fits)) or 'none'}")
         return self
