@@ -172,12 +172,6 @@ def _checkpoints(cwd: Path) -> list[Path]:
     return sorted((cwd / ".metarl" / "checkpoints").glob("*/latest.npz"))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "`metarl search run` cannot yet join a multi-process run: maybe_initialize_distributed "
-    "calls jax.distributed.initialize() without the process count and id (jax 0.10 reads only "
-    "JAX_COORDINATOR_ADDRESS), the CLI calls it after validating the spec, which has already "
-    "started the XLA backend, and the runner's jax.device_get fails on a generation sharded "
-    "over processes (issue 18 item 7, docs/multi-host.md)"))
 def test_cli_search_on_two_processes_equals_one_process(tmp_path):
     (tmp_path / "spec.toml").write_text(SPEC)
     uri = f"sqlite:///{tmp_path / 'multi.db'}"  # one store for all, as a shared server is

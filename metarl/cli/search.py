@@ -45,6 +45,10 @@ def run_cmd(spec_file: str, overrides: tuple[str, ...], tracking_uri: str | None
       metarl search run search/quickstart.toml --tracking-uri http://127.0.0.1:5000
       metarl search run search/quickstart.toml --dry-run
     """
+    if not dry_run:  # before anything starts the XLA backend (validating a spec does)
+        from metarl.outer.sharding import maybe_initialize_distributed
+
+        maybe_initialize_distributed()
     from metarl.spec import load_spec
     from metarl.tracking import check_tracking_uri, resolve_tracking_uri
 
@@ -55,11 +59,9 @@ def run_cmd(spec_file: str, overrides: tuple[str, ...], tracking_uri: str | None
     _print_plan(spec)
     if dry_run:
         return
-    from metarl.outer.sharding import maybe_initialize_distributed
     from metarl.programs.runner import Search, run_search
 
     check_tracking_uri(uri)  # an unreachable store fails before anything is built
-    maybe_initialize_distributed()
     search = Search(spec)
     progress = None if quiet else _progress(spec)
     result = run_search(spec, uri, path.read_text(), progress, search=search)
@@ -79,13 +81,14 @@ def resume_cmd(run_id: str, tracking_uri: str | None, quiet: bool) -> None:
       metarl search resume 3f2c9a0e
     """
     from metarl.outer.sharding import maybe_initialize_distributed
+
+    maybe_initialize_distributed()  # before anything starts the XLA backend
     from metarl.programs.runner import load_run_spec, resume_search
     from metarl.tracking import check_tracking_uri, resolve_run_id, resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri)
     run_id = resolve_run_id(uri, run_id)
-    maybe_initialize_distributed()
     spec = load_run_spec(run_id, uri)
     progress = None if quiet else _progress(spec)
     result = resume_search(run_id, uri, progress)

@@ -31,7 +31,7 @@ from metarl.outer.loop import (
     raw_key,
 )
 from metarl.outer.problem import Evaluation, TruncatedProblem, full_fitness
-from metarl.outer.sharding import shard_over_population
+from metarl.outer.sharding import replicated, shard_over_population
 
 PyTree = Any
 
@@ -230,7 +230,10 @@ class EvolutionStrategy:
         metrics = fitness_metrics(ev.fitness)
         if hasattr(es, "std"):
             metrics["sigma_mean"] = jnp.mean(es.std)
-        return new, StepReport(population, ev.fitness, ev.info, self.mean(new), metrics)
+        report = StepReport(population, ev.fitness, ev.info, self.mean(new), metrics)
+        if self.mesh is not None:  # every process reads whole generations, not its slice
+            report = replicated(report, self.mesh)
+        return new, report
 
     def mean(self, state: ESState) -> PyTree:
         if self.population_based:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from typing import Any
 
 import jax
 from jax.sharding import Mesh, PartitionSpec
@@ -25,7 +26,10 @@ def maybe_initialize_distributed() -> bool:
     if missing:
         raise RuntimeError(f"multi-host run: JAX_COORDINATOR_ADDRESS is set but "
                            f"{', '.join(missing)} is not")
-    jax.distributed.initialize()
+    # jax 0.10 reads only JAX_COORDINATOR_ADDRESS itself; the count and id must be passed
+    jax.distributed.initialize(os.environ["JAX_COORDINATOR_ADDRESS"],
+                               int(os.environ["JAX_NUM_PROCESSES"]),
+                               int(os.environ["JAX_PROCESS_ID"]))
     log.info("joined distributed run as process %d of %d", jax.process_index(),
              jax.process_count())
     return True
@@ -56,6 +60,13 @@ def shard_over_population(evaluate: Callable, mesh: Mesh) -> Callable:
     pop = PartitionSpec("pop")
     return jax.shard_map(evaluate, mesh=mesh, in_specs=(pop, PartitionSpec()), out_specs=pop,
                          check_vma=False)
+
+
+def replicated(tree: Any, mesh: Mesh) -> Any:
+    """`tree` on every device of `mesh`, so that every process can read it whole."""
+    if mesh.size == 1:
+        return tree
+    return jax.lax.with_sharding_constraint(tree, jax.sharding.NamedSharding(mesh, PartitionSpec()))
 
 
 def is_main_process() -> bool:

@@ -453,10 +453,11 @@ def resume_search(run_id: str, tracking_uri: str, progress: Any = None,
     spec = load_run_spec(run_id, tracking_uri)
     if search is None or spec_hash(search.spec) != spec_hash(spec):
         search = Search(spec)
-    tracker = SearchTracker.attach(run_id, tracking_uri)
+    tracker = SearchTracker.attach(run_id, tracking_uri) if is_main_process() else None
     state, host = restore(search, run_id, tracking_uri)
-    for entry in host["population"]:  # the table artifact is rewritten whole on flush
-        tracker.log_population(entry["generation"], np.asarray(entry["fitness"]),
-                               {k: np.asarray(v) for k, v in entry["extra"].items()})
+    if tracker is not None:  # the table artifact is rewritten whole on flush
+        for entry in host["population"]:
+            tracker.log_population(entry["generation"], np.asarray(entry["fitness"]),
+                                   {k: np.asarray(v) for k, v in entry["extra"].items()})
     runner = SearchRunner(search, tracker, progress, host["history"], host["population"])
     return runner.run(state, stop_after)
