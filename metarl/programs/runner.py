@@ -246,7 +246,10 @@ class SearchRunner:
 
     def _log_trials(self, gen: int, out: Any, fitness: np.ndarray,
                     member_metrics: dict[str, np.ndarray]) -> None:
-        if out.population is None:  # the mean alone was scored: meta-tests report on it
+        # a member is a candidate only when it was scored on whole runs: meta-gradients score
+        # the mean alone, and PES particles score stretches of runs at staggered positions;
+        # meta-tests report on those loops' mean
+        if out.population is None or self.search.problem.truncations > 1:
             return
         members = range(len(fitness))
         if self.spec.tracking.trials == "best":
