@@ -84,7 +84,7 @@ def evaluate_with(monkeypatch):
 
         def build(spec):
             program = real(spec)
-            program.problem = lambda truncations=1: TruncatedProblem(
+            program.problem = lambda truncations=1, differentiable=False: TruncatedProblem(
                 lambda key, meta: jnp.zeros(()), unroll, truncations)
             return program
 
