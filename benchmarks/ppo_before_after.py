@@ -18,12 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from metarl.envs import make
+from metarl.mulhi import use_portable_mulhi
 from metarl.ppo import PPOConfig, make_train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +36,11 @@ def load_train_at(rev: str):  # noqa: ANN201 - a module
     """`metarl/ppo/train.py` at `rev`, imported as a module of its own beside today's."""
     source = subprocess.run(["git", "show", f"{rev}:metarl/ppo/train.py"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout
+    # the sealed loop imported the Philox lowering from where it lived then, and installed
+    # it at import (process-wide: today's PPO runs with it too, and it computes the same bits)
+    shim = types.ModuleType("metarl.ppo.mulhi")
+    shim.register_portable_mulhi = use_portable_mulhi
+    sys.modules.setdefault("metarl.ppo.mulhi", shim)
     path = Path(tempfile.mkdtemp()) / "train_before.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("train_before", path)
