@@ -182,7 +182,9 @@ def test_specs_stored_before_kinds_owned_their_sections_still_load():
 
     stored = {**json.loads(json.dumps(TINY_SPEC)),
               "rule": {"objective": "lpo", "init": "ppo", "settings": {}}}
-    assert load_spec_data(stored, "stored").kind == "hparams"
+    stored["inner"] = {**stored["inner"], "rollout_unroll": None, "minibatch_unroll": None}
+    spec = load_spec_data(stored, "stored")
+    assert spec.kind == "hparams" and spec.inner.rollout_unroll == 1
     stored["rule"]["objective"] = "dpo"
     with pytest.raises(SpecError, match="field 'rule': unknown field"):
         load_spec_data(stored, "stored")

@@ -29,6 +29,16 @@ _PER_TASK = ("total_timesteps",)  # each task's own `timesteps`
 class _PPOSection(InnerBase):
     algorithm: Literal["ppo"] = "ppo"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_defaults(cls, data: Any) -> Any:
+        # specs stored before the section was derived from PPOConfig wrote `null` for "the
+        # config's default" unrolling; such runs must still resume and evaluate
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items()
+                    if not (k in ("rollout_unroll", "minibatch_unroll") and v is None)}
+        return data
+
     @model_validator(mode="after")
     def _divisible(self) -> _PPOSection:
         batch = self.num_envs * self.num_steps  # type: ignore[attr-defined]
