@@ -1,9 +1,6 @@
 """Symbolic distillation: exact recovery, a usable PPO-clip fit, generated code, determinism."""
 
-import importlib.util
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -84,21 +81,10 @@ def test_python_source_matches_call(known_fit, ppo_fit):
         np.testing.assert_allclose(jax.jit(fit)(rj, aj), fit(rj, aj), atol=1e-6, rtol=0)
 
 
-def _ruff() -> list[str]:
-    # ruff is in the `test` extra: this interpreter's copy first, so a venv whose bin/ is not
-    # on PATH still runs the check instead of skipping it
-    if importlib.util.find_spec("ruff") is not None:
-        return [sys.executable, "-m", "ruff"]
-    exe = shutil.which("ruff")
-    if exe is None:
-        pytest.skip("ruff is not installed (pip install -e '.[test]')")
-    return [exe]
-
-
-def test_python_source_is_ruff_clean(ppo_fit, tmp_path):
+def test_python_source_is_ruff_clean(ppo_fit, tmp_path, ruff):
     module = tmp_path / "distilled.py"
     module.write_text("import jax.numpy as jnp\n\n\n" + ppo_fit.python_source())
-    out = subprocess.run([*_ruff(), "check", "--config", str(PYPROJECT), str(module)],
+    out = subprocess.run([*ruff, "check", "--config", str(PYPROJECT), str(module)],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 

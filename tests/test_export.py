@@ -1,10 +1,8 @@
 """Exported rule modules: same numbers as in the platform, same PPO run, ruff-clean, and
 refusing to load when tampered with or truncated."""
 
-import importlib.util
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -152,27 +150,16 @@ def test_load_rule_recovers_the_searchable_rule(exported):
         jax.tree.map(np.testing.assert_array_equal, weights, params)  # bit-exact floats
 
 
-def _ruff():
-    # ruff is in the `test` extra: this interpreter's copy first, so a venv whose bin/ is not
-    # on PATH still runs these checks instead of skipping them
-    if importlib.util.find_spec("ruff") is not None:
-        return [sys.executable, "-m", "ruff"]
-    exe = shutil.which("ruff")
-    if exe is None:
-        pytest.skip("ruff is not installed (pip install -e '.[test]')")
-    return [exe]
-
-
-def test_exported_module_passes_ruff(exported):
+def test_exported_module_passes_ruff(exported, ruff):
     paths = [str(p) for _, _, p, _ in exported]
     # strict, independent of any config: pyflakes, pycodestyle incl. 88 columns, isort,
     # pyupgrade, bugbear
-    strict = [*_ruff(), "check", "--isolated", "--no-cache", "--select", "E,F,W,I,UP,B",
+    strict = [*ruff, "check", "--isolated", "--no-cache", "--select", "E,F,W,I,UP,B",
               "--line-length", "88", "--target-version", "py311", *paths]
     res = subprocess.run(strict, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
     # and under this repository's own configuration
-    res = subprocess.run([*_ruff(), "check", "--no-cache", "--config",
+    res = subprocess.run([*ruff, "check", "--no-cache", "--config",
                           str(ROOT / "pyproject.toml"), *paths], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 
