@@ -8,8 +8,9 @@ import pytest
 
 from metarl.errors import UserError
 from metarl.outer.checkpoint import load_checkpoint, save_checkpoint
-from metarl.outer.loop import OuterLoopError, make_outer_loop
+from metarl.outer.loop import OuterLoopError
 from metarl.outer.problem import Evaluation, TruncatedProblem, full_fitness
+from metarl.outer.registry import make_outer_loop
 
 KEY = jax.random.PRNGKey(0)
 

@@ -9,8 +9,9 @@ from metarl.outer.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from metarl.outer.loop import OuterLoop, OuterLoopError, StepReport, make_outer_loop
+from metarl.outer.loop import OuterLoop, OuterLoopError, StepReport
 from metarl.outer.problem import Evaluation, TruncatedProblem, full_fitness
+from metarl.outer.registry import make_outer_loop
 from metarl.outer.search_step import (
     Generation,
     NoValidMembers,

@@ -1,5 +1,5 @@
-"""One interface over every outer loop (ES, PES, truncated ES, meta-gradients), and its
-registry.
+"""One interface over every outer loop (ES, PES, truncated ES, meta-gradients), and the
+helpers they share (the registry is `metarl.outer.registry`).
 
 An outer loop is three pure functions over a state pytree that holds everything, keys
 included, so the state is the checkpoint and `step` can be jitted once:
@@ -73,26 +73,6 @@ def keyword_names(fn: Callable, skip: Iterable[str] = ()) -> set[str]:
     params = inspect.signature(fn).parameters.values()
     return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
             } - {"self", *skip}
-
-
-def make_outer_loop(name: str, solution: PyTree, **settings: Any) -> OuterLoop:
-    """The outer loop called `name`: `pes`, `truncated_es`, `meta_gradient`, `random`
-    (evosax's RandomSearch) or any evosax algorithm by its evosax name (`open_es`, `snes`,
-    `cma_es`, `pgpe`, `simple_es`, ...). `solution` is a pytree shaped like the
-    meta-parameters. A setting the loop does not take raises `OuterLoopError`."""
-    # imported here: each loop module imports this one for StepReport
-    from metarl.outer.es import make_es
-    from metarl.outer.meta_gradient import MetaGradient
-    from metarl.outer.pes import PES
-
-    key = normalise_name(name)
-    if key in ("pes", "truncatedes"):
-        check_settings(name, settings, keyword_names(PES, skip=("truncated", "solution")))
-        return PES(solution, truncated=key == "truncatedes", **settings)
-    if key == "metagradient":
-        check_settings(name, settings, keyword_names(MetaGradient, skip=("solution",)))
-        return MetaGradient(solution, **settings)
-    return make_es(name, solution, **settings)
 
 
 def to_array(x: Any) -> jax.Array:

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
-from metarl.tracking.tracker import RUN_TYPE_TAG
+from metarl.tracking.tags import RUN_TYPE_TAG
 
 log = logging.getLogger("metarl.tracking")
 

@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from metarl.errors import UserError
-from metarl.tracking.tracker import RUN_TYPE_TAG, _client, _unavailable
+from metarl.tracking.tags import RUN_TYPE_TAG
+from metarl.tracking.tracker import _client, _unavailable
 from metarl.tracking.uri import existing_store
 from metarl.tracking.writer import is_rejection
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import metarl
 
+RUN_TYPE_TAG = "metarl.run_type"  # "search" for a search's run, "trial" for its children
+
 
 def default_tags(spec_hash: str) -> dict[str, str]:
     return {

@@ -30,12 +30,12 @@ from metarl.tracking import ops
 from metarl.tracking.errors import TrackingUnavailable
 from metarl.tracking.population import PopulationTable
 from metarl.tracking.spill import Spill, spill_dir, spill_path_for
+from metarl.tracking.tags import RUN_TYPE_TAG
 from metarl.tracking.uri import check_tracking_uri, is_http, sqlite_path
 from metarl.tracking.writer import Writer, is_rejection
 
 log = logging.getLogger("metarl.tracking")
 
-RUN_TYPE_TAG = "metarl.run_type"
 POPULATION_FILE = "population.csv"
 STATUSES = ("FINISHED", "KILLED", "FAILED")
 STAGING_PREFIX = "metarl-tracking-"

@@ -1,0 +1,28 @@
+"""Outer loops by name: `pes`, `truncated_es`, `meta_gradient`, `random` and every evosax
+algorithm by its evosax name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from metarl.outer.es import make_es
+from metarl.outer.loop import OuterLoop, check_settings, keyword_names, normalise_name
+from metarl.outer.meta_gradient import MetaGradient
+from metarl.outer.pes import PES
+
+PyTree = Any
+
+
+def make_outer_loop(name: str, solution: PyTree, **settings: Any) -> OuterLoop:
+    """The outer loop called `name`: `pes`, `truncated_es`, `meta_gradient`, `random`
+    (evosax's RandomSearch) or any evosax algorithm by its evosax name (`open_es`, `snes`,
+    `cma_es`, `pgpe`, `simple_es`, ...). `solution` is a pytree shaped like the
+    meta-parameters. A setting the loop does not take raises `OuterLoopError`."""
+    key = normalise_name(name)
+    if key in ("pes", "truncatedes"):
+        check_settings(name, settings, keyword_names(PES, skip=("truncated", "solution")))
+        return PES(solution, truncated=key == "truncatedes", **settings)
+    if key == "metagradient":
+        check_settings(name, settings, keyword_names(MetaGradient, skip=("solution",)))
+        return MetaGradient(solution, **settings)
+    return make_es(name, solution, **settings)
