@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from metarl.outer.es import make_es
 from metarl.outer.loop import OuterLoop, check_settings, keyword_names, normalise_name
-from metarl.outer.meta_gradient import MetaGradient
-from metarl.outer.pes import PES
 
 PyTree = Any
 
@@ -18,6 +15,12 @@ def make_outer_loop(name: str, solution: PyTree, **settings: Any) -> OuterLoop:
     (evosax's RandomSearch) or any evosax algorithm by its evosax name (`open_es`, `snes`,
     `cma_es`, `pgpe`, `simple_es`, ...). `solution` is a pytree shaped like the
     meta-parameters. A setting the loop does not take raises `OuterLoopError`."""
+    # imported on first use: evosax starts JAX's backend when imported, and a multi-host run
+    # must join its peers (`maybe_initialize_distributed`) before anything does
+    from metarl.outer.es import make_es
+    from metarl.outer.meta_gradient import MetaGradient
+    from metarl.outer.pes import PES
+
     key = normalise_name(name)
     if key in ("pes", "truncatedes"):
         check_settings(name, settings, keyword_names(PES, skip=("truncated", "solution")))
