@@ -305,6 +305,10 @@ class SearchRunner:
         if not np.isfinite(state.best_fitness):
             return  # no member has scored yet: nothing to resume from or to call best
         try:
+            # what was logged up to here reaches MLflow before a checkpoint says it was: a
+            # search killed in between resumes from the previous checkpoint and logs it again,
+            # rather than from this one with those generations' metrics lost
+            self.tracker.flush()
             self._save_and_upload(state, gen)
         except OSError as err:  # disk full or folder gone mid-run: one clear line, no chain
             self.tracker.flush()  # what is queued still reaches MLflow before the run fails
