@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -305,10 +306,6 @@ class SearchRunner:
         if not np.isfinite(state.best_fitness):
             return  # no member has scored yet: nothing to resume from or to call best
         try:
-            # what was logged up to here reaches MLflow before a checkpoint says it was: a
-            # search killed in between resumes from the previous checkpoint and logs it again,
-            # rather than from this one with those generations' metrics lost
-            self.tracker.flush()
             self._save_and_upload(state, gen)
         except OSError as err:  # disk full or folder gone mid-run: one clear line, no chain
             self.tracker.flush()  # what is queued still reaches MLflow before the run fails
@@ -328,16 +325,21 @@ class SearchRunner:
                 f"on after generation {self._saved - 1}")
 
     def _save_and_upload(self, state: SearchState, gen: int) -> None:
+        """Upload the checkpoint (as `latest` and, for `metarl export --generation`, as this
+        generation's), log what goes with it, wait until MLflow has all of it, and only then
+        make it the local `latest.npz`: a search killed before that resumes from the previous
+        checkpoint and logs these generations again, rather than from this one with their
+        metrics lost."""
         folder = checkpoint_dir(self.tracker.run_id)
-        path = save_checkpoint(folder / "latest.npz", state, self._host_data(state))
-        # a copy per generation in the run's artifacts, for `metarl export --generation`
-        snapshot = folder / f"gen_{gen:05d}.npz"
+        snapshot = save_checkpoint(folder / f"gen_{gen:05d}.npz", state, self._host_data(state))
+        staged = folder / "upload" / "latest.npz"
         try:
-            shutil.copyfile(path, snapshot)
-            self.tracker.log_artifact(str(path), "checkpoints")
+            staged.parent.mkdir(exist_ok=True)
+            shutil.copyfile(snapshot, staged)
+            self.tracker.log_artifact(str(staged), "checkpoints")  # copied at the call
             self.tracker.log_artifact(str(snapshot), "checkpoints")
         finally:
-            snapshot.unlink(missing_ok=True)  # staged for upload; only `latest` stays here
+            staged.unlink(missing_ok=True)
         self._log_params_artifacts(state)
         if self.history["mean_fitness"]:
             self.tracker.log_figure(fitness_figure(self.history, self.spec.name),
@@ -345,7 +347,8 @@ class SearchRunner:
         mean = self._host_mean(state)
         for name, fig in self.search.program.figures(mean, gen).items():
             self.tracker.log_figure(fig, name)
-        self.tracker.flush()  # checkpoint and tracking are on record before we go on
+        self.tracker.flush()
+        os.replace(snapshot, folder / "latest.npz")  # only `latest` stays on local disk
 
     def _log_params_artifacts(self, state: SearchState) -> None:
         program = self.search.program
