@@ -26,7 +26,6 @@ from metarl.outer.problem import TruncatedProblem
 
 PyTree = Any
 
-GRADIENT_LOOPS = ("pes", "truncated_es", "meta_gradient")
 # the optimizers a loop may move its mean with, by spec name
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
 

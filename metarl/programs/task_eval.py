@@ -143,12 +143,6 @@ class SuiteEval:
         return jnp.stack([t.final_return(k, meta_params, hparams)
                           for t, k in zip(self.tasks, keys, strict=True)])
 
-    def curves(self, key: jax.Array, meta_params: PyTree, hparams: HParams) -> list[jax.Array]:
-        """One candidate's `(seeds, updates)` return curves on every task."""
-        keys = jax.random.split(key, len(self.tasks))
-        return [t.curves(k, meta_params, hparams) for t, k in zip(self.tasks, keys,
-                                                                   strict=True)]
-
     def summary(self, returns: jax.Array) -> dict[str, float]:
         """Metrics of one candidate's `(tasks,)` raw returns: per task and normalised mean."""
         out = {f"return/{lab}": float(r) for lab, r in zip(self.labels, returns, strict=True)}
