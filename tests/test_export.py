@@ -13,14 +13,12 @@ import pytest
 from metarl.envs import make
 from metarl.export import (
     ExportError,
-    ModuleObjective,
-    load_module,
     load_rule,
-    objective_from_module,
     write_module,
 )
 from metarl.learned import DPO, LPO, DriftObjective, MLPObjective, PPOClip
 from metarl.ppo import ObjectiveInputs, PPOConfig, make_train
+from metarl.rule_import import ModuleObjective, load_module, objective_from_module
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = PPOConfig(total_timesteps=2 * 32, num_envs=2, num_steps=16, update_epochs=1,

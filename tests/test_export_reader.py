@@ -4,6 +4,8 @@ from files inside the spec's folder or the working directory."""
 import ast
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -251,3 +253,15 @@ def test_the_objective_registry_knows_only_names():
     assert not any(name.startswith("metarl.export") for name in imported)
     with pytest.raises(ValueError, match="unknown objective"):
         make_objective("module:rules/lpo.py")
+
+
+def test_spec_handling_never_loads_the_module_importer():
+    """The only code in metarl that imports a file (metarl.rule_import) is for a user's own
+    Python: loading specs, building kinds and running the CLI never load it."""
+    code = ("import sys; from click.testing import CliRunner; from metarl.cli import main; "
+            "from metarl.spec import load_spec; from metarl.programs import build_kind; "
+            "build_kind(load_spec('search/lpo_classic.toml')); "
+            "r = CliRunner().invoke(main, ['search', 'run', 'lpo_classic', '--dry-run']); "
+            "assert r.exit_code == 0, r.output; "
+            "assert 'metarl.rule_import' not in sys.modules, 'importer loaded'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

@@ -99,7 +99,8 @@ def test_export_reproduces_the_rule_and_rejects_tampering(searched, monkeypatch)
     digits = source.index("WEIGHTS = ")
     i = next(i for i in range(digits, len(source)) if source[i] in "123456789")
     tampered.write_text(source[:i] + str((int(source[i]) % 9) + 1) + source[i + 1:])
-    from metarl.export import ExportError, load_module
+    from metarl.export import ExportError
+    from metarl.rule_import import load_module
 
     with pytest.raises(ExportError, match="checksum"):
         load_module(tampered)

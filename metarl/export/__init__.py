@@ -4,12 +4,12 @@
 (`drift`, `policy_objective`) that drop into any JAX PPO; the module verifies a SHA-256 of its
 weights on import. `read_export` / `load_rule` read an export back by parsing its literals,
 never running it (this is what a spec's `objective = "module:path/to/rule.py"` does);
-`load_module` / `objective_from_module` import a module from a user's own Python.
+`metarl.rule_import` (outside this package, never used by specs) imports a module from a
+user's own Python.
 """
 
 from metarl.export.codegen import FORMAT, render_module, weights_digest
 from metarl.export.errors import ExportError
-from metarl.export.loader import ModuleObjective, load_module, objective_from_module
 from metarl.export.reader import ExportedRule, load_rule, read_export
 from metarl.export.reference import (
     MODULE_PREFIX,
@@ -21,7 +21,7 @@ from metarl.export.reference import (
 from metarl.export.symbolic import append_symbolic
 from metarl.export.writer import write_module
 
-__all__ = ["FORMAT", "MODULE_PREFIX", "ExportError", "ExportedRule", "ModuleObjective",
-           "append_symbolic", "is_module_ref", "load_module", "load_rule", "module_ref_path",
-           "objective_from_module", "read_export", "read_module_ref", "render_module",
+__all__ = ["FORMAT", "MODULE_PREFIX", "ExportError", "ExportedRule",
+           "append_symbolic", "is_module_ref", "load_rule", "module_ref_path",
+           "read_export", "read_module_ref", "render_module",
            "resolve_module_ref", "weights_digest", "write_module"]

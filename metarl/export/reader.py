@@ -27,7 +27,7 @@ _TYPES = {"RULE": str, "FORMAT": str, "SETTINGS": dict, "WEIGHTS": dict,
           "WEIGHTS_SHA256": str, "PROVENANCE": dict}
 NOT_AN_EXPORT = ("a spec only reads rules written by `metarl export`, whose literals are "
                  "parsed, never run; use a hand-written policy_objective from your own Python "
-                 "code (metarl.export.objective_from_module)")
+                 "code (metarl.rule_import.objective_from_module)")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
-"""Using a rule module from Python: import it and wrap it as a PPO objective.
+"""Using a rule module from your own Python: import it and wrap it as a PPO objective.
 
-`load_module` and `objective_from_module` import the file, so they run its code: they are for
-a user's own Python, never reached from a spec (a spec's `module:` ref is parsed by
-`metarl.export.reader`). Any module that defines `policy_objective(...)` with argument names
-drawn from `ObjectiveInputs`'s fields works (hand-written rules too); modules written by
-`write_module` additionally verify their weights' checksum on import.
+`load_module` and `objective_from_module` import the file, so they run its code. They live
+outside `metarl.export`, which spec handling uses, and nothing in metarl imports this module:
+it is for a user's own code (a spec's `module:` ref is parsed by `metarl.export.reader`). Any
+module that defines `policy_objective(...)` with argument names drawn from `ObjectiveInputs`'s
+fields works (hand-written rules too); modules written by `write_module` additionally verify
+their weights' checksum on import.
 """
 
 from __future__ import annotations
