@@ -108,3 +108,21 @@ def dense_apply(params: dict, x: jax.Array, num_layers: int) -> jax.Array:
     for i in range(num_layers - 1):
         x = jnp.tanh(x @ params[f"w{i}"] + params[f"b{i}"])
     return x @ params[f"w{num_layers - 1}"] + params[f"b{num_layers - 1}"]
+
+
+def statistics(grads: PyTree, moments: Moments, decays: tuple[float, ...], b2: float,
+               eps: float, eps_root: float, total_steps: int | None, extra_args: dict
+               ) -> tuple[Moments, PyTree, jax.Array]:
+    """What both optimizers compute first at every step: the updated moments, Adam's
+    direction from them, and training progress."""
+    moments = update_moments(grads, moments, decays, b2)
+    adam = adam_direction(moments, decays[0], b2, eps, eps_root)
+    return moments, adam, progress(moments.count, total_steps, extra_args)
+
+
+def learned_step(adam: jax.Array, out: jax.Array, learning_rate: float | jax.Array,
+                 magnitude_scale: float) -> jax.Array:
+    """The output form both optimizers share (Metz et al. 2022's direction x exp(magnitude),
+    with Adam's direction as a skip connection): `-lr * (adam + d) * exp(scale * m)` for
+    `out[..., 0] = d`, `out[..., 1] = m`; Adam's step exactly when both are 0."""
+    return -learning_rate * (adam + out[..., 0]) * jnp.exp(magnitude_scale * out[..., 1])

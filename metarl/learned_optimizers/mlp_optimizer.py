@@ -19,22 +19,20 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from metarl.learned.mlp import init_mlp
 from metarl.learned_optimizers.features import (
     NUM_SHAPE_FEATURES,
     Moments,
-    adam_direction,
     broadcast_features,
     dense_apply,
     init_moments,
+    learned_step,
     num_tensor_features,
-    progress,
     shape_features,
+    statistics,
     tensor_features,
-    update_moments,
 )
 
 PyTree = Any
@@ -78,16 +76,14 @@ def make(meta_params: dict, *, learning_rate: float | jax.Array = 1e-3,
                   **extra_args: Any) -> tuple[PyTree, MLPOptimizerState]:
         if params is None:
             raise ValueError("the MLP learned optimizer needs params in update()")
-        moments = update_moments(grads, state.moments, momentum_decays, b2)
-        adam = adam_direction(moments, momentum_decays[0], b2, eps, eps_root)
-        prog = progress(moments.count, total_steps, extra_args)
+        moments, adam, prog = statistics(grads, state.moments, momentum_decays, b2, eps,
+                                         eps_root, total_steps, extra_args)
 
         def leaf_update(g, p, nu, direction, *momenta):
             x = tensor_features(g, p, momenta, nu, eps)
             x = broadcast_features(x, [prog, *shape_features(p)])
             out = dense_apply(meta_params, x, num_layers)
-            scale = jnp.exp(magnitude_scale * out[..., 1])
-            return (-learning_rate * (direction + out[..., 0]) * scale).astype(g.dtype)
+            return learned_step(direction, out, learning_rate, magnitude_scale).astype(g.dtype)
 
         updates = jax.tree.map(leaf_update, grads, params, moments.nu, adam, *moments.momenta)
         return updates, MLPOptimizerState(moments)

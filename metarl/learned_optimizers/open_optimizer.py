@@ -30,16 +30,15 @@ from metarl.learned.mlp import init_mlp
 from metarl.learned_optimizers.features import (
     NUM_SHAPE_FEATURES,
     Moments,
-    adam_direction,
     broadcast_features,
     dense_apply,
     init_moments,
     leaf_indices,
+    learned_step,
     num_tensor_features,
-    progress,
     shape_features,
+    statistics,
     tensor_features,
-    update_moments,
 )
 
 PyTree = Any
@@ -107,9 +106,8 @@ def make(meta_params: dict, *, learning_rate: float | jax.Array = 1e-3,
                   **extra_args: Any) -> tuple[PyTree, OpenState]:
         if params is None:
             raise ValueError("the OPEN learned optimizer needs params in update()")
-        moments = update_moments(grads, state.moments, momentum_decays, b2)
-        adam = adam_direction(moments, momentum_decays[0], b2, eps, eps_root)
-        prog = progress(moments.count, total_steps, extra_args)
+        moments, adam, prog = statistics(grads, state.moments, momentum_decays, b2, eps,
+                                         eps_root, total_steps, extra_args)
         batch = jnp.asarray(extra_args.get("batch_proportion", 0.0), jnp.float32)
         dormancy = extra_args.get("dormancy")
         if dormancy is None:
@@ -127,8 +125,7 @@ def make(meta_params: dict, *, learning_rate: float | jax.Array = 1e-3,
             x = broadcast_features(x, [prog, batch, dormant, layer, *shape_features(p)])
             h = gru_cell(meta_params["gru"], x, h)
             out = dense_apply(meta_params["head"], h, 1)
-            step = -learning_rate * (direction + out[..., 0]) * jnp.exp(
-                magnitude_scale * out[..., 1])
+            step = learned_step(direction, out, learning_rate, magnitude_scale)
             if noisy:
                 eps_noise = jax.random.normal(jax.random.fold_in(noise_key, index), g.shape)
                 step = step + jnp.where(masked, learning_rate * out[..., 2] * eps_noise, 0.0)
