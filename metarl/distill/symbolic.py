@@ -18,6 +18,9 @@ squares methods and their application to non-linear system identification", Int.
 50(5)) join the candidates. The sparsest candidate whose validation error is within a tolerance
 of the best is kept. Only ``numpy.linalg`` and a seeded ``numpy`` generator are involved, so the
 fit is deterministic for a given seed (on a given machine and BLAS).
+
+The solver (:func:`sparse_regression`) knows nothing of drifts: `metarl.distill.optimizer`
+distils learned optimizers with it too.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import CodeType
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +43,10 @@ try:  # optional; installed alongside scikit-learn
 except ImportError:  # pragma: no cover
     threadpool_limits = None
 
-__all__ = ["CANDIDATE_TERMS", "FitMetrics", "SymbolicFit", "fit_symbolic"]
+__all__ = ["CANDIDATE_TERMS", "FitMetrics", "SparseSolution", "SymbolicFit", "fit_metrics",
+           "fit_symbolic", "one_blas_thread", "sparse_regression"]
+
+T = TypeVar("T")
 
 # Each candidate is (readable name, jax.numpy source). The source is the single definition of
 # the term: it is compiled once and evaluated with `jnp` bound to numpy or jax.numpy, and it is
@@ -313,7 +319,8 @@ def _forward(rm: np.ndarray, max_terms: int) -> list[tuple[int, ...]]:
     return path
 
 
-def _metrics(pred: np.ndarray, y: np.ndarray) -> FitMetrics:
+def fit_metrics(pred: np.ndarray, y: np.ndarray) -> FitMetrics:
+    """R2, RMSE and largest error of predictions ``pred`` of ``y``."""
     err = pred - y
     sse = float(err @ err)
     sst = float(((y - y.mean()) ** 2).sum())
@@ -324,12 +331,68 @@ def _metrics(pred: np.ndarray, y: np.ndarray) -> FitMetrics:
     return FitMetrics(r2=r2, rmse=math.sqrt(sse / y.size), max_abs_error=float(np.abs(err).max()))
 
 
-def _one_blas_thread(fn: Callable[..., SymbolicFit]) -> Callable[..., SymbolicFit]:
+@dataclass(frozen=True)
+class SparseSolution:
+    """A support chosen by :func:`sparse_regression` and its least-squares coefficients."""
+
+    support: tuple[int, ...]  # ascending column indices of the library matrix
+    coefficients: np.ndarray  # one per support column, in the columns' own units
+    found_by: str  # which search path first produced the support
+
+
+def sparse_regression(theta: np.ndarray, y: np.ndarray, rng: np.random.Generator, *,
+                      max_terms: int, tolerance: float, n_thresholds: int) -> SparseSolution:
+    """Sparse ``y ~ theta @ xi``: STLSQ (Brunton et al. 2016) swept over ``n_thresholds``
+    thresholds plus the forward-OLS path (Chen et al. 1989) propose supports of at most
+    ``max_terms`` columns; each is fitted on 80% of the rows (split by ``rng``) and scored on
+    the rest, and the sparsest within ``tolerance`` of the validation variance of the best is
+    refitted on all rows. Columns that are zero on every row are never chosen; columns are
+    scaled to unit RMS for the search, so thresholds do not depend on the terms' units. The
+    order of the columns is the tie-break priority.
+    """
+    n = theta.shape[0]
+    scale = np.sqrt((theta**2).mean(axis=0))
+    # A term that is identically zero on the sample carries no information.
+    usable = [j for j in range(theta.shape[1]) if scale[j] > 0]
+    theta, scale = theta[:, usable], scale[usable]
+    theta_n = theta / scale
+    y_scale = math.sqrt(float((y**2).mean())) or 1.0
+    y_n = y / y_scale
+
+    perm = rng.permutation(n)
+    n_fit = int(0.8 * n)
+    fit_idx, val_idx = perm[:n_fit], perm[n_fit:]
+    rm_fit, rm_val = _compress(theta_n[fit_idx], y_n[fit_idx]), _compress(
+        theta_n[val_idx], y_n[val_idx])
+    y_val = y_n[val_idx]
+    val_var = float(((y_val - y_val.mean()) ** 2).sum()) or float(y_val @ y_val) or 1.0
+
+    found: dict[tuple[int, ...], str] = {(): "empty"}
+    if float(y_n @ y_n) > 0:
+        dense = _solve(rm_fit, list(range(len(usable))))
+        top = max(float(np.abs(dense).max(initial=0.0)), 1.0) * 1.01
+        for lam in np.concatenate([[0.0], np.geomspace(1e-6, top, n_thresholds)]):
+            found.setdefault(_stlsq(rm_fit, float(lam), max_terms), f"STLSQ threshold {lam:.3g}")
+        for k, support in enumerate(_forward(rm_fit, max_terms), start=1):
+            found.setdefault(support, f"forward step {k}")
+    val_err = {s: _sse(rm_val, _solve(rm_fit, s)) for s in found}
+    best = min(val_err.values())
+    slack = tolerance * val_var + _MSE_FLOOR * float(y_val @ y_val)
+    chosen = min((s for s in found if val_err[s] <= best + slack),
+                 key=lambda s: (len(s), val_err[s], s))
+
+    xi = _solve(_compress(theta_n, y_n), chosen) * y_scale / scale
+    return SparseSolution(support=tuple(usable[j] for j in chosen),
+                          coefficients=np.array([xi[j] for j in chosen]),
+                          found_by=found[chosen])
+
+
+def one_blas_thread(fn: Callable[..., T]) -> Callable[..., T]:
     # The linear algebra here is one tall 19-column QR and many tiny solves. OpenBLAS threads on
     # such sizes mostly spin against each other: on a shared 2-core machine the fit runs 3x
     # faster on one thread, and it leaves the other core to whoever shares the machine.
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> SymbolicFit:
+    def wrapper(*args: Any, **kwargs: Any) -> T:
         limit = (threadpool_limits(1, user_api="blas") if threadpool_limits is not None
                  else contextlib.nullcontext())
         with limit:
@@ -338,7 +401,7 @@ def _one_blas_thread(fn: Callable[..., SymbolicFit]) -> Callable[..., SymbolicFi
     return wrapper
 
 
-@_one_blas_thread
+@one_blas_thread
 def fit_symbolic(
     drift_fn: Callable[..., Any],
     *,
@@ -413,45 +476,16 @@ def fit_symbolic(
     y, y_test = _evaluate(drift_fn, r, a, progress), _evaluate(drift_fn, r_test, a_test, progress)
 
     theta = np.stack([_eval_term(t, r, a, np) for t in names], axis=1)
-    scale = np.sqrt((theta**2).mean(axis=0))
-    # A term that is identically zero on the sampled range carries no information.
-    usable = [j for j in range(len(names)) if scale[j] > 0]
-    names, theta, scale = [names[j] for j in usable], theta[:, usable], scale[usable]
-    theta_n = theta / scale
-    y_scale = math.sqrt(float((y**2).mean())) or 1.0
-    y_n = y / y_scale
-
-    perm = train_rng.permutation(n_samples)
-    n_fit = int(0.8 * n_samples)
-    fit_idx, val_idx = perm[:n_fit], perm[n_fit:]
-    rm_fit, rm_val = _compress(theta_n[fit_idx], y_n[fit_idx]), _compress(
-        theta_n[val_idx], y_n[val_idx])
-    y_val = y_n[val_idx]
-    val_var = float(((y_val - y_val.mean()) ** 2).sum()) or float(y_val @ y_val) or 1.0
-
-    found: dict[tuple[int, ...], str] = {(): "empty"}
-    if float(y_n @ y_n) > 0:
-        dense = _solve(rm_fit, list(range(len(names))))
-        top = max(float(np.abs(dense).max(initial=0.0)), 1.0) * 1.01
-        for lam in np.concatenate([[0.0], np.geomspace(1e-6, top, n_thresholds)]):
-            found.setdefault(_stlsq(rm_fit, float(lam), max_terms), f"STLSQ threshold {lam:.3g}")
-        for k, support in enumerate(_forward(rm_fit, max_terms), start=1):
-            found.setdefault(support, f"forward step {k}")
-    val_err = {s: _sse(rm_val, _solve(rm_fit, s)) for s in found}
-    best = min(val_err.values())
-    slack = tolerance * val_var + _MSE_FLOOR * float(y_val @ y_val)
-    chosen = min((s for s in found if val_err[s] <= best + slack),
-                 key=lambda s: (len(s), val_err[s], s))
-
-    xi = _solve(_compress(theta_n, y_n), chosen) * y_scale / scale
-    terms = [names[j] for j in chosen]
-    coefs = [float(xi[j]) for j in chosen]
+    solution = sparse_regression(theta, y, train_rng, max_terms=max_terms, tolerance=tolerance,
+                                 n_thresholds=n_thresholds)
+    terms = [names[j] for j in solution.support]
+    coefs = [float(c) for c in solution.coefficients]
     lin = _linear(terms, coefs, r_test, a_test, np)
-    linear_m, relu_m = _metrics(lin, y_test), _metrics(np.maximum(lin, 0.0), y_test)
+    linear_m, relu_m = fit_metrics(lin, y_test), fit_metrics(np.maximum(lin, 0.0), y_test)
     final = relu_m if nonnegative else linear_m
     return SymbolicFit(
         terms=terms, coefficients=coefs, r2=final.r2, rmse=final.rmse,
         max_abs_error=final.max_abs_error, nonnegative=nonnegative, linear=linear_m,
-        relu=relu_m, found_by=found[chosen], progress=progress, n_train=n_samples,
+        relu=relu_m, found_by=solution.found_by, progress=progress, n_train=n_samples,
         n_test=n_test,
     )
