@@ -10,6 +10,8 @@ user's own Python.
 
 from metarl.export.codegen import FORMAT, render_module, weights_digest
 from metarl.export.errors import ExportError
+from metarl.export.optimizer_module import render_optimizer_module, write_optimizer_module
+from metarl.export.optimizer_reader import ExportedOptimizer, read_optimizer_module
 from metarl.export.reader import ExportedRule, load_rule, read_export
 from metarl.export.reference import (
     MODULE_PREFIX,
@@ -21,7 +23,8 @@ from metarl.export.reference import (
 from metarl.export.symbolic import append_symbolic
 from metarl.export.writer import write_module
 
-__all__ = ["FORMAT", "MODULE_PREFIX", "ExportError", "ExportedRule",
+__all__ = ["FORMAT", "MODULE_PREFIX", "ExportError", "ExportedOptimizer", "ExportedRule",
            "append_symbolic", "is_module_ref", "load_rule", "module_ref_path",
-           "read_export", "read_module_ref", "render_module",
-           "resolve_module_ref", "weights_digest", "write_module"]
+           "read_export", "read_module_ref", "read_optimizer_module", "render_module",
+           "render_optimizer_module", "resolve_module_ref", "weights_digest", "write_module",
+           "write_optimizer_module"]

@@ -187,7 +187,8 @@ def _docstring_text(value: Any) -> str:
     return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
 
 
-def _provenance_doc(provenance: dict[str, Any]) -> str:
+def provenance_doc(provenance: dict[str, Any]) -> str:
+    """The docstring lines listing `provenance`, one key per (wrapped) line."""
     lines = []
     for key, value in provenance.items():
         lines.append(textwrap.fill(f"{_docstring_text(key)}: {_docstring_text(value)}",
@@ -196,7 +197,8 @@ def _provenance_doc(provenance: dict[str, Any]) -> str:
     return "\n".join(lines) if lines else "    (none given)"
 
 
-def _literal(name: str, value: Any) -> str:
+def literal_assignment(name: str, value: Any) -> str:
+    """`name = <value as a literal>` within WIDTH, checked to read back as `value`."""
     source = render(value, 0, len(name) + 3, WIDTH)
     check_round_trip(value, source)
     return f"{name} = {source}\n"
@@ -235,7 +237,7 @@ def render_module(objective: LearnedObjective, meta_params: Any,
 {doc}
 
 Provenance:
-{_provenance_doc(provenance)}
+{provenance_doc(provenance)}
 
 Usage in any JAX PPO (e.g. PureJaxRL's), in place of the clipped surrogate:
 
@@ -258,10 +260,10 @@ import jax.numpy as jnp
     body = (
         f'RULE = "{objective.name}"\n'
         f'FORMAT = "{FORMAT}"\n'
-        + _literal("PROVENANCE", plain(provenance))
+        + literal_assignment("PROVENANCE", plain(provenance))
         + "\n"
-        + _literal("SETTINGS", settings)
-        + _literal("WEIGHTS", weights)
+        + literal_assignment("SETTINGS", settings)
+        + literal_assignment("WEIGHTS", weights)
         + f'WEIGHTS_SHA256 = "{weights_digest(settings, weights)}"\n'
         + "\n\n"
         + "def _check_weights() -> None:\n"

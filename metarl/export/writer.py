@@ -1,4 +1,4 @@
-"""Writing a rule to a standalone Python module."""
+"""Writing a rule to a standalone Python module, and the steps every export shares."""
 
 from __future__ import annotations
 
@@ -23,14 +23,25 @@ def write_module(objective: LearnedObjective, meta_params: Any, path: str | Path
     `policy_objective(...)` (and `drift(...)` for drift-based rules); see docs/update-rules.md.
     Raises `ExportError` for an objective it cannot export.
     """
-    path = Path(path)
+    source = render_module(objective, meta_params, stamped(provenance))
+    return write_source(path, source)
+
+
+def stamped(provenance: dict[str, Any] | None) -> dict[str, Any]:
+    """`provenance` (in its order) plus the metarl version and the export time (UTC) unless
+    given: what every exported module records about where it came from."""
     info = dict(provenance or {})
     info.setdefault("metarl_version", metarl.__version__)
     info.setdefault("exported_at", datetime.datetime.now(datetime.UTC)
                     .replace(microsecond=0).isoformat())
-    source = render_module(objective, meta_params, info)
+    return info
+
+
+def write_source(path: str | Path, source: str) -> Path:
+    """Write `source` to `path` atomically, creating its folder; returns the path."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # temp file + rename: a crash mid-write never leaves a half-written rule behind
+    # temp file + rename: a crash mid-write never leaves a half-written module behind
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
         # mode 0o666 less the umask, as for any file the user writes (mkstemp would give 0600)
