@@ -2,6 +2,13 @@
 (so `metarl envs list` and spec validation answer at once); tests/test_envs.py checks them
 against the libraries' own lists."""
 
+# metarl's own envs, registered as `metarl/<name>`: the RL² task distributions
+# (docs/meta-rl-tasks.md). Each maps to (module under metarl.envs, class name).
+METARL_ENVS = {
+    "BernoulliBandit": ("bandit", "BernoulliBandit"),
+    "TabularMDP": ("tabular_mdp", "TabularMDP"),
+}
+
 # gymnax ids we expose. MNISTBandit needs a data download at construction time, which a
 # sandboxed or offline machine cannot do, so it is left out.
 GYMNAX_IDS = (

@@ -1,4 +1,4 @@
-"""Environments addressed by name: `gymnax/CartPole-v1`, `brax/ant`, ..."""
+"""Environments addressed by name: `gymnax/CartPole-v1`, `brax/ant`, `metarl/TabularMDP`, ..."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
-from metarl.envs.names import BRAX_NAMES, GYMNAX_IDS
+from metarl.envs.names import BRAX_NAMES, GYMNAX_IDS, METARL_ENVS
 from metarl.errors import UserError
 
 if TYPE_CHECKING:  # envs load when made, so listing and checking names imports no jax
@@ -34,12 +34,21 @@ def _brax(name: str, **kw: Any) -> Env:
     return BraxEnv(name, **kw)
 
 
+def _metarl(name: str, **kw: Any) -> Env:
+    from importlib import import_module
+
+    module, cls = METARL_ENVS[name]
+    return getattr(import_module(f"metarl.envs.{module}"), cls)(**kw)
+
+
 def _factories() -> dict[str, Callable[..., Env]]:
     table: dict[str, Callable[..., Env]] = {}
     for env_id in GYMNAX_IDS:
         table[f"gymnax/{env_id}"] = lambda env_id=env_id, **kw: _gymnax(env_id, **kw)
     for name in BRAX_NAMES:
         table[f"brax/{name}"] = lambda name=name, **kw: _brax(name, **kw)
+    for name in METARL_ENVS:
+        table[f"metarl/{name}"] = lambda name=name, **kw: _metarl(name, **kw)
     return table
 
 
