@@ -49,12 +49,16 @@ def test_cli_reference_lists_every_command():
 
 def test_spec_reference_has_a_row_for_every_field():
     from metarl.programs.kind import kind_class, kind_names
-    from metarl.spec.schema import Inner, Outer, Range, SearchSpec, Task, TaskSuite, Tracking
+    from metarl.programs.learned_optimizer import OptimizerChoice
+    from metarl.spec.inner import INNER_SECTIONS
+    from metarl.spec.schema import Outer, Range, SearchSpec, Task, TaskSuite, Tracking
 
     text = (DOCS / "spec-reference.md").read_text()
     kinds = [kind_class(k).Spec for k in kind_names()]  # each kind's own section
+    sections = (*INNER_SECTIONS.values(), OptimizerChoice)
     missing = [f"{model.__name__}.{name}"
-               for model in (SearchSpec, TaskSuite, Task, Range, Inner, Outer, Tracking, *kinds)
+               for model in (SearchSpec, TaskSuite, Task, Range, Outer, Tracking, *sections,
+                             *kinds)
                for name in model.model_fields
                if not re.search(rf"^\| `{re.escape(name)}` \|", text, re.M)]
     assert not missing, f"docs/spec-reference.md has no table row for {missing}"

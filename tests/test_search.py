@@ -189,5 +189,5 @@ def test_specs_stored_before_kinds_owned_their_sections_still_load():
     with pytest.raises(SpecError, match="field 'rule': unknown field"):
         load_spec_data(stored, "stored")
     with pytest.raises(SpecError, match="unknown search kind 'hparam'; allowed: hparams, "
-                       "update_rule"):
+                       "learned_optimizer, update_rule"):
         load_spec_data({**TINY_SPEC, "kind": "hparam"}, "typo")

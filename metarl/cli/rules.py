@@ -98,10 +98,11 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
     # paired: every run trained on the same seeds
     ratios = {name: ratio_ci(learned.scores(), res.scores())
               for name, res in zip(list(results)[1:], others, strict=True)}
-    _print_table(results, ratios, cands.generation)
+    extra = program.comparison_metrics(results)
+    _print_table(results, ratios, cands.generation, extra)
     with _kept_if_logging_fails("the table above"):
         _log_evaluation(uri, run_id, results, ratios, which, cands.generation, tasks_file, seeds,
-                        fraction)
+                        fraction, extra)
 
 
 def _known_baselines(baselines: str) -> list[str]:
@@ -136,7 +137,8 @@ def _interval(lo: float, hi: float, digits: int) -> str:
     return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def _print_table(results: dict, ratios: dict, generation: int) -> None:  # noqa: ANN001
+def _print_table(results: dict, ratios: dict, generation: int,  # noqa: ANN001
+                 extra: dict[str, float]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -163,6 +165,11 @@ def _print_table(results: dict, ratios: dict, generation: int) -> None:  # noqa:
     for name, (m, lo, hi) in ratios.items():
         out.print(f"learned / {name} IQM: {m:.3f} {_interval(lo, hi, 3)} "
                   "(paired bootstrap 95% CI)")
+    for name, res in results.items():
+        for task, value in res.settings.items():
+            out.print(f"{name} on {task}: tuned learning rate {value:.3g}")
+    for key, value in extra.items():
+        out.print(f"{key}: {value:.3f}")
     if len(first.scores()) < 2:
         out.print("no confidence intervals: a bootstrap over one seed per task has nothing "
                   "to resample; run with --seeds 2 or more")
@@ -170,7 +177,7 @@ def _print_table(results: dict, ratios: dict, generation: int) -> None:  # noqa:
 
 def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: str,  # noqa: ANN001
                     generation: int, tasks_file: str | None, seeds: int,
-                    final_fraction: float) -> None:
+                    final_fraction: float, extra: dict[str, float]) -> None:
     """A child run of the search, `evaluate-{which}-g{generation}`, tagged as an evaluation."""
     from metarl.programs.evaluation import curves_figure
     from metarl.tracking import SearchTracker
@@ -184,6 +191,9 @@ def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: s
         metrics.update({f"{key}/iqm": m, f"{key}/iqm_ci_low": lo, f"{key}/iqm_ci_high": hi})
         for task, f in res.final.items():
             metrics[f"{key}/return/{task}"] = float(f.mean())
+        for task, value in res.settings.items():
+            metrics[f"{key}/tuned_lr/{task}"] = value
+    metrics.update(extra)
     for name, (m, lo, hi) in ratios.items():
         for suffix, v in (("", m), ("_ci_low", lo), ("_ci_high", hi)):
             metrics[f"ratio_to_{name}{suffix}"] = v
@@ -250,16 +260,20 @@ def _check_sent(tracker: SearchTracker) -> None:
 @click.option("--generation", type=click.IntRange(min=0), default=None,
               help="Use the checkpoint after this many generations (default: the last).")
 @click.option("--symbolic/--no-symbolic", default=True, show_default=True,
-              help="Also fit and write a closed-form approximation `drift_symbolic`.")
+              help="Also fit and write a closed-form approximation (`drift_symbolic` for a rule, "
+              "`symbolic_optimizer` for an optimizer).")
 @click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 def export(run_id: str, output: str | None, which: str, generation: int | None,
            symbolic: bool, tracking_uri: str | None) -> None:
-    """Write what RUN_ID discovered as a standalone Python module (jax.numpy only).
+    """Write what RUN_ID discovered as a standalone Python module: an update rule (jax.numpy
+    only) or an optimizer (jax, optax and numpy).
 
     \b
     Examples:
       metarl export 3f2c9a0e --output my_rule.py
       python -c "import my_rule; print(my_rule.drift(1.2, 0.5))"
+      metarl export 7be01d44 --output my_opt.py
+      python -c "import my_opt; tx = my_opt.optimizer(learning_rate=1e-3)"
     """
     uri = _store(tracking_uri)
     cands = _candidates(run_id, uri, generation)

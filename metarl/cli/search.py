@@ -108,15 +108,14 @@ def list_cmd() -> None:
 
 def _check_envs(spec: SearchSpec, path: object) -> None:
     """Every task's env and env-param names, before a run exists or anything computes."""
-    from metarl.envs import EnvParamError
-    from metarl.programs.task_eval import task_env
+    from metarl.errors import UserError
     from metarl.spec import SpecError
 
     for split in ("train", "held_out"):
         for i, task in enumerate(getattr(spec.tasks, split)):
             try:
-                task_env(task, f"tasks.{split}[{i}]")
-            except EnvParamError as err:
+                spec.inner.check_task(task, f"tasks.{split}[{i}]")
+            except UserError as err:
                 raise SpecError(f"{path}: {err}") from None
 
 

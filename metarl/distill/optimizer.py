@@ -42,8 +42,7 @@ from jax.flatten_util import ravel_pytree
 
 from metarl.distill.symbolic import fit_metrics, one_blas_thread, sparse_regression
 from metarl.learned_optimizers.features import init_moments, update_moments
-from metarl.learned_optimizers.plots import optimizer_settings
-from metarl.learned_optimizers.registry import make_learned_optimizer
+from metarl.learned_optimizers.registry import make_learned_optimizer, optimizer_settings
 
 __all__ = ["OptimizerFit", "TrainingProblem", "candidate_terms", "fit_optimizer",
            "fit_transformation", "regression_problem"]

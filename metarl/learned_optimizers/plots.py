@@ -10,7 +10,6 @@ context, which is why it is the reference drawn over the learned one.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -23,7 +22,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from metarl.learned_optimizers.features import Moments
-from metarl.learned_optimizers.registry import get_learned_optimizer, make_learned_optimizer
+from metarl.learned_optimizers.registry import (
+    make_learned_optimizer,
+    optimizer_settings,
+)
 
 PyTree = Any
 GRADIENTS = np.linspace(-3.0, 3.0, 61)
@@ -41,14 +43,6 @@ class UpdateGrid(NamedTuple):
     momenta: np.ndarray
     learned: np.ndarray
     adam: np.ndarray
-
-
-def optimizer_settings(name: str, settings: dict | None = None) -> dict[str, Any]:
-    """`settings` completed with the defaults of the family's `make`."""
-    make = get_learned_optimizer(name).make
-    defaults = {k: p.default for k, p in inspect.signature(make).parameters.items()
-                if p.default is not inspect.Parameter.empty}
-    return {**defaults, **(settings or {})}
 
 
 def update_grid(name: str, meta_params: PyTree, settings: dict | None = None, *,

@@ -47,3 +47,11 @@ def make_learned_optimizer(name: str, meta_params: Any, **settings: Any
         raise UserError(f"unknown setting(s) {', '.join(unknown)} for learned optimizer "
                         f"{name!r}; choose from {', '.join(known)}")
     return make(meta_params, **settings)
+
+
+def optimizer_settings(name: str, settings: dict | None = None) -> dict[str, Any]:
+    """`settings` completed with the defaults of the family's `make`."""
+    make = get_learned_optimizer(name).make
+    defaults = {k: p.default for k, p in inspect.signature(make).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    return {**defaults, **(settings or {})}

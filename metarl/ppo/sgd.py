@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
@@ -43,14 +44,20 @@ def make_epochs(loss: Loss, unroll: int, flat: bool) -> Epochs:
 
     def tree_epochs(params: PyTree, opt_state: PyTree, tx: optax.GradientTransformation,
                     minibatches: jax.Array, *args: Any) -> tuple[PyTree, PyTree, jax.Array]:
-        def sgd_step(carry: tuple, mb: jax.Array) -> tuple[tuple, jax.Array]:
+        steps = minibatches.shape[0]
+
+        def sgd_step(carry: tuple, step: tuple[jax.Array, jax.Array]
+                     ) -> tuple[tuple, jax.Array]:
             p, state = carry
+            mb, i = step
             grads, aux = grad(p, mb, *args)
-            updates, state = tx.update(grads, state, p)
+            # how far through this update's SGD steps: OPEN's batch proportion (an optimizer
+            # that takes no extra arguments ignores it)
+            updates, state = tx.update(grads, state, p, batch_proportion=i / steps)
             return (optax.apply_updates(p, updates), state), aux
 
-        (params, opt_state), aux = jax.lax.scan(sgd_step, (params, opt_state), minibatches,
-                                                unroll=unroll)
+        (params, opt_state), aux = jax.lax.scan(
+            sgd_step, (params, opt_state), (minibatches, jnp.arange(steps)), unroll=unroll)
         return params, opt_state, aux
 
     return flat_epochs if flat else tree_epochs

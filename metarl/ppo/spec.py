@@ -9,11 +9,14 @@ from typing import Any, Literal, get_type_hints
 
 from pydantic import Field, create_model, model_validator
 
+from metarl.envs import EnvParamError, make, with_params
 from metarl.envs.env import Env
 from metarl.ppo.config import HParams, PPOConfig
-from metarl.ppo.objectives import Objective
+from metarl.ppo.objectives import Objective, ppo_clip
+from metarl.ppo.optimizer import OptimizerArg
 from metarl.ppo.train import PPO
 from metarl.spec.base import InnerBase
+from metarl.supervised.names import is_supervised
 
 _BOUNDS: dict[str, dict[str, float]] = {
     "num_envs": {"gt": 0}, "num_steps": {"gt": 0}, "update_epochs": {"gt": 0},
@@ -63,9 +66,39 @@ class _PPOSection(InnerBase):
         names = [f for f in PPOConfig.field_names() if f not in _PER_TASK]
         return PPOConfig(total_timesteps=timesteps, **{f: getattr(self, f) for f in names})
 
-    def build(self, env: Env, timesteps: int, objective: Objective) -> PPO:
-        """The inner loop itself, for one task."""
-        return PPO(self.config(timesteps), env, objective=objective)
+    def build(self, env: Env, timesteps: int, objective: Objective,
+              optimizer: OptimizerArg = None) -> PPO:
+        """The inner loop itself, for one env and budget."""
+        return PPO(self.config(timesteps), env, objective=objective, optimizer=optimizer)
+
+    def optimizer_steps(self, task: Any) -> int:
+        config = self.config(task.timesteps)
+        return config.num_updates * config.update_epochs * config.num_minibatches
+
+    def task_mismatch(self, task: Any) -> str | None:
+        if is_supervised(task.env):
+            return ("is a supervised task family, which PPO cannot train on: set "
+                    "inner.algorithm = 'supervised', or name an env")
+        return None
+
+    def check_task(self, task: Any, where: str) -> None:
+        task_env(task, where)
+
+    def build_task(self, task: Any, objective: Objective | None = None,
+                   optimizer: OptimizerArg = None, where: str = "tasks") -> PPO:
+        return self.build(task_env(task, where), task.timesteps,
+                          ppo_clip if objective is None else objective, optimizer)
+
+
+def task_env(task: Any, where: str = "tasks") -> Env:
+    """The task's env, its `env_params` names checked against the env's parameters (builds
+    the env object, computes nothing): a typo fails before anything is compiled."""
+    env = make(task.env, **task.env_kwargs)
+    try:
+        with_params(env, {k: 0 for k in task.env_params})
+    except EnvParamError as err:
+        raise EnvParamError(f"{where}: {err}") from None
+    return env
 
 
 def _fields() -> dict[str, Any]:

@@ -24,6 +24,8 @@ class RuleResult:
     final: dict[str, np.ndarray] = field(default_factory=dict)
     normalised: dict[str, np.ndarray] = field(default_factory=dict)
     curves: dict[str, np.ndarray] = field(default_factory=dict)
+    # per task, what the rule's runs were set to when it was chosen per task (a tuned rate)
+    settings: dict[str, float] = field(default_factory=dict)
 
     def scores(self) -> np.ndarray:
         """`(seeds, tasks)` normalised final returns."""
@@ -65,8 +67,8 @@ def curves_figure(results: dict[str, RuleResult], title: str) -> Figure:
             ax.plot(x, mean, label=name)
             ax.fill_between(x, mean - se, mean + se, alpha=0.2)
         ax.set_title(task, fontsize=9)
-        ax.set_xlabel("PPO update")
-        ax.set_ylabel("episode return")
+        ax.set_xlabel("inner-loop update")
+        ax.set_ylabel("score (RL: episode return)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)

@@ -107,8 +107,14 @@ class SearchKind:
         evaluate`): {name: RuleResult}, the candidate first."""
         raise NotSupported(f"a {self.name!r} search has nothing to compare with")
 
+    def comparison_metrics(self, results: dict[str, Any]) -> dict[str, float]:
+        """Figures of a comparison beyond final scores (e.g. how much sooner a learned
+        optimizer reaches a baseline's final loss), printed and logged by `metarl evaluate`."""
+        return {}
 
-_BUILTIN = {"hparams": "metarl.programs.hparams", "update_rule": "metarl.programs.update_rule"}
+
+_BUILTIN = {"hparams": "metarl.programs.hparams", "update_rule": "metarl.programs.update_rule",
+            "learned_optimizer": "metarl.programs.learned_optimizer"}
 _KINDS: dict[str, type[SearchKind]] = {}
 
 

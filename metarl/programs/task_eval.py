@@ -12,8 +12,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from metarl.envs import EnvParamError, make, with_params
-from metarl.envs.env import Env
 from metarl.errors import UserError
 from metarl.outer.problem import Evaluation, TruncatedProblem
 from metarl.ppo import HParams, TrainState
@@ -48,43 +46,34 @@ def normalise_return(task: Task, ret: jax.Array) -> jax.Array:
     return (ret - lo) / (hi - lo)
 
 
-def task_env(task: Task, where: str = "tasks") -> Env:
-    """The task's env, its `env_params` names checked against the env's parameters (builds
-    the env object, computes nothing): a typo fails before anything is compiled."""
-    env = make(task.env, **task.env_kwargs)
-    try:
-        with_params(env, {k: 0 for k in task.env_params})
-    except EnvParamError as err:
-        raise EnvParamError(f"{where}: {err}") from None
-    return env
-
-
 class TaskEval:
-    """One task: env, compiled-once PPO, env-param distribution, return normaliser."""
+    """One task: its compiled-once inner loop (the `[inner]` section's), env-param
+    distribution and return normaliser. `optimizer` fills the inner loop's optimizer slot
+    (None: the loop's own)."""
 
     def __init__(self, task: Task, inner: Inner, final_fraction: float,
-                 objective: Objective = ppo_clip, where: str = "tasks"):
+                 objective: Objective = ppo_clip, where: str = "tasks", optimizer: Any = None):
         self.task = task
-        self.env: Env = task_env(task, where)
         self.seeds = inner.seeds
-        self.ppo = inner.build(self.env, task.timesteps, objective)  # the section's inner loop
-        self.config = self.ppo.config
-        self.train = self.ppo.train
+        self.loop = inner.build_task(task, objective, optimizer, where)
+        self.config = self.loop.config
+        self.train = self.loop.train
         self.tail = tail_length(self.config.num_updates, final_fraction)
 
     def sample_env_params(self, key: jax.Array) -> PyTree:
         keys = jax.random.split(key, max(1, len(self.task.env_params)))
         values = {name: sample_value(k, spec) for k, (name, spec) in
                   zip(keys, sorted(self.task.env_params.items()), strict=False)}
-        return self.env.default_params.replace(**values) if values else self.env.default_params
+        default = self.loop.default_env_params
+        return default.replace(**values) if values else default
 
     def curves(self, key: jax.Array, meta_params: PyTree, hparams: HParams) -> jax.Array:
-        """Episode-return curves `(seeds, updates)` of one candidate."""
+        """Score curves `(seeds, updates)` of one candidate (RL: episode returns)."""
         keys = jax.random.split(key, self.seeds)
         env_params = jax.vmap(self.sample_env_params)(keys)
         _, metrics = jax.vmap(self.train, in_axes=(0, None, None, 0))(
             keys, meta_params, hparams, env_params)
-        return metrics["episode_return"]
+        return self.loop.score(metrics)
 
     def final_return(self, key: jax.Array, meta_params: PyTree, hparams: HParams) -> jax.Array:
         """Mean return over the last `final_fraction` of updates and over seeds."""
@@ -98,7 +87,7 @@ class TaskEval:
         drawn from the task's distribution, as `curves` draws them."""
         keys = jax.random.split(key, self.seeds)
         env_params = jax.vmap(self.sample_env_params)(keys)
-        return jax.vmap(self.ppo.init, in_axes=(0, None, None, 0))(keys, meta_params, hparams,
+        return jax.vmap(self.loop.init, in_axes=(0, None, None, 0))(keys, meta_params, hparams,
                                                                    env_params)
 
     def unroll(self, runs: TrainState, meta_params: PyTree, hparams: HParams,
@@ -112,23 +101,26 @@ class TaskEval:
         runs = runs._replace(hparams=jax.tree.map(
             lambda x: jnp.broadcast_to(x, (self.seeds,)), hparams))
         first = runs.update[0]
-        runs, metrics = jax.vmap(lambda r: self.ppo.step(r, meta_params, updates))(runs)
+        runs, metrics = jax.vmap(lambda r: self.loop.step(r, meta_params, updates))(runs)
         index = first + jnp.arange(updates)
         weight = jnp.where(index >= n - tail, n / tail, 0.0)
-        return runs, (jax.lax.stop_gradient(self.ppo.score(metrics)) * weight).mean()
+        return runs, (jax.lax.stop_gradient(self.loop.score(metrics)) * weight).mean()
 
     def meta_objective(self, runs: TrainState) -> jax.Array:
         """`PPO.meta_objective` of every run, averaged: differentiable in the meta-parameters
         through the updates the runs made."""
-        return jax.vmap(self.ppo.meta_objective)(runs).mean()
+        return jax.vmap(self.loop.meta_objective)(runs).mean()
 
 
 class SuiteEval:
-    """A population's raw and normalised final returns on every task of a suite."""
+    """A population's raw and normalised final returns on every task of a suite.
+    `optimizer(task)`, when given, fills each task's optimizer slot (see `TaskEval`)."""
 
     def __init__(self, tasks: Sequence[Task], inner: Inner, final_fraction: float,
-                 objective: Objective = ppo_clip, where: str = "tasks.train"):
-        self.tasks = [TaskEval(t, inner, final_fraction, objective, f"{where}[{i}]")
+                 objective: Objective = ppo_clip, where: str = "tasks.train",
+                 optimizer: Callable[[Task], Any] | None = None):
+        self.tasks = [TaskEval(t, inner, final_fraction, objective, f"{where}[{i}]",
+                               None if optimizer is None else optimizer(t))
                       for i, t in enumerate(tasks)]
         self.labels = [t.task.label for t in self.tasks]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -26,4 +28,27 @@ class InnerBase(Strict):
     @property
     def update_size_name(self) -> str:
         """How a message names `steps_per_update` in this section's fields."""
+        raise NotImplementedError
+
+    def task_mismatch(self, task: Any) -> str | None:
+        """Why this inner loop cannot train on `task` at all (e.g. an RL loop given a
+        supervised task), as the end of a sentence naming the task; None if it can. Only
+        looks at names: spec validation calls it."""
+        return None
+
+    def check_task(self, task: Any, where: str) -> None:
+        """Raise a `UserError` naming `where` if this inner loop cannot train on `task` (its
+        env name, env params, constructor arguments); builds nothing costly."""
+
+    def build_task(self, task: Any, objective: Any = None, optimizer: Any = None,
+                   where: str = "tasks") -> Any:
+        """The inner loop of one task: an object with `init`, `step`, `score`,
+        `meta_objective`, `train`, `config.num_updates`, `config.batch_size` and
+        `default_env_params` (see `metarl.ppo.PPO`). `objective` is a policy objective for
+        loops that have one; `optimizer` fills the loop's optimizer slot (None: its own)."""
+        raise NotImplementedError
+
+    def optimizer_steps(self, task: Any) -> int:
+        """How many times one run on `task` calls its optimizer (a learned optimizer's
+        training horizon)."""
         raise NotImplementedError

@@ -1,21 +1,35 @@
 """Inner loops by `inner.algorithm`. Each owns its `[inner]` section: a spec model deriving
-from `InnerBase`, with `build(env, timesteps, objective)` making the inner loop of one task
-and `hparams()` its traced hyperparameters. A second inner loop adds its section here."""
+from `InnerBase` (see there for what a section provides). A new inner loop adds its section
+here; a spec that names no algorithm trains with PPO."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import Field
+from pydantic import Discriminator, Tag
 
 from metarl.ppo.spec import PPOInner
+from metarl.supervised.spec import SupervisedInner
 
-INNER_SECTIONS: dict[str, type] = {"ppo": PPOInner}
+INNER_SECTIONS: dict[str, type] = {"ppo": PPOInner, "supervised": SupervisedInner}
+DEFAULT_INNER = "ppo"
+
+
+def _algorithm(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("algorithm", DEFAULT_INNER)
+    return getattr(value, "algorithm", DEFAULT_INNER)
 
 
 def inner_section_type() -> Any:
     """The `[inner]` field's type: the registered sections, told apart by `algorithm`."""
-    sections = tuple(INNER_SECTIONS.values())
-    if len(sections) == 1:
-        return sections[0]
-    return Annotated[Union[sections], Field(discriminator="algorithm")]  # noqa: UP007
+    sections = tuple(Annotated[cls, Tag(name)] for name, cls in INNER_SECTIONS.items())
+    names = ", ".join(repr(n) for n in INNER_SECTIONS)
+    return Annotated[Union[sections], Discriminator(  # noqa: UP007
+        _algorithm, custom_error_type="unknown_inner_loop",
+        custom_error_message=f"unknown inner.algorithm; allowed: {names}")]
+
+
+def default_inner() -> Any:
+    """The section of a spec without `[inner]`."""
+    return INNER_SECTIONS[DEFAULT_INNER]()

@@ -17,7 +17,8 @@ from pydantic import (
 
 from metarl.envs.registry import check_env_name
 from metarl.spec.base import Strict
-from metarl.spec.inner import inner_section_type
+from metarl.spec.inner import default_inner, inner_section_type
+from metarl.supervised.names import FAMILY_NAMES, PREFIX, is_supervised
 
 
 class Range(Strict):
@@ -52,7 +53,13 @@ class Task(Strict):
     @field_validator("env")
     @classmethod
     def _known_env(cls, name: str) -> str:
-        check_env_name(name)
+        if is_supervised(name):  # a supervised task family, for inner.algorithm = "supervised"
+            family = name[len(PREFIX):]
+            if family not in FAMILY_NAMES:
+                raise ValueError(f"unknown supervised task family {family!r}; allowed: "
+                                 + ", ".join(PREFIX + f for f in FAMILY_NAMES))
+        else:
+            check_env_name(name)
         return name
 
     @field_validator("return_range")
@@ -90,7 +97,7 @@ class TaskSuite(Strict):
                 for i, task in enumerate(getattr(self, split)) if task.timesteps < steps]
 
 
-Inner = inner_section_type()  # today PPO's section (metarl/ppo/spec.py)
+Inner = inner_section_type()  # PPO's section (metarl/ppo/spec.py) or another loop's
 
 
 class Outer(Strict):
@@ -277,7 +284,7 @@ class SearchSpec(Strict):
     kind: str = Field(description="the search kind (`metarl search list` shows examples)")
     seed: int = 0
     tasks: TaskSuite
-    inner: Inner = Field(default_factory=Inner)
+    inner: Inner = Field(default_factory=default_inner)
     outer: Outer = Field(default_factory=Outer)
     tracking: Tracking = Field(default_factory=Tracking)
 
@@ -291,6 +298,15 @@ class SearchSpec(Strict):
         if not self.tasks.train:
             raise ValueError("tasks.train is empty: a search needs at least one [[train]] task "
                              "(held-out tasks are only evaluated)")
+        return self
+
+    @model_validator(mode="after")
+    def _inner_loop_fits_tasks(self) -> SearchSpec:
+        for split in ("train", "held_out"):
+            for i, task in enumerate(getattr(self.tasks, split)):
+                problem = self.inner.task_mismatch(task)
+                if problem:
+                    raise ValueError(f"tasks.{split}[{i}].env = {task.env!r} {problem}")
         return self
 
     @model_validator(mode="after")

@@ -43,8 +43,8 @@ class SupervisedInner(InnerBase):
     def task_mismatch(self, task: Any) -> str | None:
         """Why this loop cannot train `task` (not a `supervised/<family>` env), or None."""
         if not is_supervised(task.env):
-            return (f"is {task.env!r}, not a supervised task; the supervised inner loop needs "
-                    f"env = '{PREFIX}<family>' with family one of {', '.join(FAMILY_NAMES)}")
+            return (f"is not a supervised task; the supervised inner loop needs env = "
+                    f"'{PREFIX}<family>' with family one of {', '.join(FAMILY_NAMES)}")
         return None
 
     def check_task(self, task: TaskLike, where: str) -> None:
