@@ -21,6 +21,7 @@ import argparse
 import os
 import tempfile
 import time
+from pathlib import Path
 
 from metarl.programs.optimizer_baselines import steps_to_reach
 from metarl.programs.runner import Search, run_search
@@ -33,7 +34,8 @@ SETUPS = {
                    "steps ratio to tuned Adam <= 0.5 (upper CI bound included)"),
     "rl": ("search/lopt_rl.toml", None, "normalised return / tuned Adam >= 1.0"),
 }
-BASELINES = ["adam", "adamw", "sgd_momentum"]
+# `symbolic`: the discovered optimizer's distilled closed form, at the inner learning rate
+BASELINES = ["adam", "adamw", "sgd_momentum", "symbolic"]
 
 
 def main() -> None:
@@ -45,6 +47,8 @@ def main() -> None:
     ap.add_argument("--final-fraction", type=float, default=None,
                     help="held-out score window (default: the spec's outer.final_fraction)")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--export", metavar="FILE", help="also write the discovered optimizer "
+                    "(search mean) to FILE as a metarl export")
     args = ap.parse_args()
     spec_path, held_out, target = SETUPS[args.setup]
     overrides = list(args.overrides)
@@ -53,6 +57,9 @@ def main() -> None:
     spec = load_spec(args.spec or spec_path, overrides)
     search, result, seconds = meta_train(spec)
     kind = search.program
+    if args.export:
+        kind.export_module(result.mean_params, Path(args.export), {"search": spec.name,
+                           "generations": result.generations}, symbolic=False)
     tasks = (load_task_suite(held_out).held_out if held_out else list(spec.tasks.held_out))
     fraction = args.final_fraction or spec.outer.final_fraction
     t0 = time.perf_counter()

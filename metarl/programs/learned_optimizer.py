@@ -123,7 +123,7 @@ class LearnedOptimizerSearch(SuiteKind):
     name = "learned_optimizer"
     Spec = LearnedOptimizerSpec
     # each tuned on the task it is compared on (a learning-rate grid, the best kept)
-    baselines = ("adam", "adamw", "sgd_momentum")
+    baselines = ("adam", "adamw", "sgd_momentum", "symbolic")
 
     def __init__(self, spec: LearnedOptimizerSpec):
         super().__init__(spec)
@@ -203,9 +203,7 @@ class LearnedOptimizerSearch(SuiteKind):
 
         extra = ""
         if symbolic:
-            from metarl.distill.optimizer import fit_optimizer
-
-            fit = fit_optimizer(self.choice.name, params, self.settings, seed=self.spec.seed)
+            fit = self.distill(params)
             provenance = {**provenance, "symbolic_fit": fit.expression(),
                           "symbolic_fit_relative_rmse": round(float(fit.relative_rmse), 6)}
             extra = fit.source()
@@ -215,12 +213,32 @@ class LearnedOptimizerSearch(SuiteKind):
     def compare(self, candidate: PyTree, tasks: list[Task], seeds: int, baselines: list[str],
                 final_fraction: float, seed: int) -> dict[str, RuleResult]:
         """The learned optimizer against hand-designed ones, each with its learning rate
-        tuned per task on a grid, same seeds."""
-        from metarl.programs.optimizer_baselines import compare_optimizers
+        tuned per task on a grid, same seeds; `symbolic` is the learned one's distilled
+        closed form at the search's learning rate (its held-out performance)."""
+        from metarl.programs.optimizer_baselines import TUNED_BASELINES, compare_optimizers
 
+        candidates = {"learned": (self.slot, candidate)}
+        if "symbolic" in baselines:
+            candidates["symbolic"] = (self._symbolic_slot(candidate), None)
         inner = self.spec.inner.model_copy(update={"seeds": seeds})
-        return compare_optimizers(self.slot, candidate, self.hparams, tasks, inner, baselines,
+        return compare_optimizers(candidates, self.hparams, tasks, inner,
+                                  [b for b in baselines if b in TUNED_BASELINES],
                                   final_fraction, seed)
+
+    def distill(self, meta: PyTree) -> Any:
+        """The closed form fit to the optimizer's update (`metarl.distill.optimizer`)."""
+        from metarl.distill.optimizer import fit_optimizer
+
+        return fit_optimizer(self.choice.name, meta, self.settings, seed=self.spec.seed)
+
+    def _symbolic_slot(self, meta: PyTree) -> Callable[[Task], Any]:
+        fit = self.distill(meta)
+
+        def slot(task: Task) -> Callable[[Any, PyTree], optax.GradientTransformation]:
+            total = self.spec.inner.optimizer_steps(task)
+            return lambda hparams, _: fit.transformation(hparams.lr, total)
+
+        return slot
 
     def comparison_metrics(self, results: dict[str, RuleResult]) -> dict[str, float]:
         from metarl.programs.optimizer_baselines import steps_to_reach

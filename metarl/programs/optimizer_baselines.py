@@ -28,6 +28,9 @@ LR_GRID = tuple(float(10 ** (e / 2)) for e in range(-2, 5))
 CENSORED = 2.0  # a run that never reaches the target counts as this many budgets
 
 
+TUNED_BASELINES = ("adam", "adamw", "sgd_momentum")
+
+
 def baseline_slot(name: str) -> Callable[[Any, PyTree], optax.GradientTransformation]:
     """The optimizer slot of a hand-designed optimizer at the traced learning rate."""
     makers = {
@@ -60,18 +63,19 @@ def _result(res: RuleResult, te: TaskEval, curves: np.ndarray) -> None:
     res.normalised[label] = np.asarray(te.normalise(final))
 
 
-def compare_optimizers(slot: Callable[[Task], Any], candidate: PyTree, hparams: Any,
-                       tasks: list[Task], inner: Inner, baselines: list[str],
+def compare_optimizers(candidates: dict[str, tuple[Callable[[Task], Any], PyTree]],
+                       hparams: Any, tasks: list[Task], inner: Inner, baselines: list[str],
                        final_fraction: float, seed: int = 0) -> dict[str, RuleResult]:
-    """`{"learned": ..., baseline: ...}` on every task, `inner.seeds` seeds each, the same
-    seeds for all (common random numbers). Each baseline's result carries its tuned learning
-    rate per task in `settings`."""
-    results = {name: RuleResult() for name in ("learned", *baselines)}
+    """Each candidate `name: (slot(task), meta_params)` as it is, then each baseline tuned,
+    on every task, `inner.seeds` seeds each, the same seeds for all (common random numbers).
+    A baseline's result carries its tuned learning rate per task in `settings`."""
+    results = {name: RuleResult() for name in (*candidates, *baselines)}
     hp = hparams.as_arrays()
     keys = jax.random.split(jax.random.PRNGKey(seed), len(tasks))
     for task, key in zip(tasks, keys, strict=True):
-        te = TaskEval(task, inner, final_fraction, optimizer=slot(task))
-        _result(results["learned"], te, _run(te, key, candidate, hp))
+        for name, (slot, meta) in candidates.items():
+            te = TaskEval(task, inner, final_fraction, optimizer=slot(task))
+            _result(results[name], te, _run(te, key, meta, hp))
         for name in baselines:
             te = TaskEval(task, inner, final_fraction, optimizer=baseline_slot(name))
             grid = _run_grid(te, key, hp)
