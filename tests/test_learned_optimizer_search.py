@@ -117,16 +117,17 @@ def test_exported_module_reproduces_updates_and_training(whole, search, uri, wor
     assert loss_ours[-5:].mean() < loss_ours[:5].mean()  # it learns
 
 
-def test_evaluate_tunes_the_baselines_and_reports_steps_to_adam(whole, uri, workdir,
+def test_evaluate_tunes_adam_and_scores_the_closed_form(whole, uri, workdir,
                                                                 monkeypatch):
     monkeypatch.chdir(workdir)
     result = CliRunner().invoke(main, ["evaluate", whole.run_id[:8], "--seeds", "2",
-                                       "--baselines", "adam,sgd_momentum",
+                                       "--baselines", "adam,symbolic",
                                        "--tracking-uri", uri], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "adam on quadratic: tuned learning rate" in result.output
     assert "steps_ratio_to_adam/iqm" in result.output
     assert "learned / adam IQM" in result.output
+    assert "learned / symbolic IQM" in result.output  # the distilled closed form, held out
 
 
 def test_a_tampered_export_is_refused_by_reader_and_on_import(workdir):

@@ -46,6 +46,11 @@ class BernoulliBandit:
         self.name = "metarl/BernoulliBandit"
 
     @property
+    def episode_steps(self) -> int:
+        """Every episode's length (fixed): a trial of pulls."""
+        return self.trial_length
+
+    @property
     def default_params(self) -> BanditParams:
         return BanditParams(jnp.arange(1, self.num_arms + 1, dtype=jnp.float32)
                             / (self.num_arms + 1))

@@ -73,6 +73,11 @@ class TabularMDP:
         self.name = "metarl/TabularMDP"
 
     @property
+    def episode_steps(self) -> int:
+        """Every episode's length (fixed)."""
+        return self.episode_length
+
+    @property
     def default_params(self) -> MDPParams:
         # drawn with numpy: jax's Dirichlet sampler takes seconds to compile, too slow for
         # code that only wants shapes (spaces, smoke tests)

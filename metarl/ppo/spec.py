@@ -18,14 +18,14 @@ from metarl.ppo.train import PPO
 from metarl.spec.base import InnerBase
 from metarl.supervised.names import is_supervised
 
-_BOUNDS: dict[str, dict[str, float]] = {
+SECTION_BOUNDS: dict[str, dict[str, float]] = {
     "num_envs": {"gt": 0}, "num_steps": {"gt": 0}, "update_epochs": {"gt": 0},
     "num_minibatches": {"gt": 0}, "rollout_unroll": {"gt": 0}, "minibatch_unroll": {"gt": 0},
     "lr": {"gt": 0}, "gamma": {"ge": 0, "le": 1}, "gae_lambda": {"ge": 0, "le": 1},
     "clip_eps": {"gt": 0}, "ent_coef": {"ge": 0}, "vf_coef": {"ge": 0},
     "max_grad_norm": {"gt": 0},
 }
-_TYPES: dict[str, Any] = {"activation": Literal["tanh", "relu"]}
+SECTION_TYPES: dict[str, Any] = {"activation": Literal["tanh", "relu"]}
 _PER_TASK = ("total_timesteps",)  # each task's own `timesteps`
 
 
@@ -101,13 +101,18 @@ def task_env(task: Any, where: str = "tasks") -> Env:
     return env
 
 
-def _fields() -> dict[str, Any]:
-    hints = {**get_type_hints(PPOConfig), **get_type_hints(HParams)}
-    defaults = {f.name: f.default for f in dataclasses.fields(PPOConfig)}
+def derived_fields(config_cls: type, bounds: dict[str, dict[str, float]],
+                   types: dict[str, Any]) -> dict[str, Any]:
+    """Spec fields for every field of the dataclass `config_cls` and of `HParams` (but the
+    per-task `total_timesteps`), with their defaults and `bounds`; an inner loop's section is
+    derived from its configuration rather than declared again."""
+    hints = {**get_type_hints(config_cls), **get_type_hints(HParams)}
+    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
     defaults.update(HParams._field_defaults)
-    return {name: (_TYPES.get(name, hints[name]), Field(default, **_BOUNDS.get(name, {})))
+    return {name: (types.get(name, hints[name]), Field(default, **bounds.get(name, {})))
             for name, default in defaults.items() if name not in _PER_TASK}
 
 
 PPOInner = create_model("PPOInner", __base__=_PPOSection, __doc__=(
-    "PPO settings shared by every task; `timesteps` comes from each task."), **_fields())
+    "PPO settings shared by every task; `timesteps` comes from each task."),
+    **derived_fields(PPOConfig, SECTION_BOUNDS, SECTION_TYPES))

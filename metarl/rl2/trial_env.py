@@ -60,6 +60,12 @@ class TrialEnv:
     def default_params(self) -> PyTree:
         return self.base.default_params
 
+    @property
+    def trial_steps(self) -> int | None:
+        """Steps per trial when the base env's episodes have a fixed length, else None."""
+        steps = getattr(self.base, "episode_steps", None)
+        return None if steps is None else steps * self.episodes_per_trial
+
     def observation_space(self, params: PyTree) -> Space:
         size = self.base_obs_size + self.action_width + 2  # + previous reward, episode end
         return Box(-jnp.inf, jnp.inf, (size,))

@@ -5,37 +5,30 @@ respect. Not registered here: `metarl/spec/inner.py` lists the sections a spec m
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal
 
-from pydantic import Field, create_model, model_validator
+from pydantic import create_model, model_validator
 
-from metarl.envs import EnvParamError, make, with_params
 from metarl.envs.env import Env
 from metarl.ppo.config import HParams
 from metarl.ppo.objectives import Objective, ppo_clip
 from metarl.ppo.optimizer import OptimizerArg
+from metarl.ppo.spec import SECTION_BOUNDS, SECTION_TYPES, derived_fields, task_env
 from metarl.rppo.config import RecurrentPPOConfig
 from metarl.rppo.train import RecurrentPPO
 from metarl.spec.base import InnerBase
 from metarl.supervised.names import is_supervised
 
-_BOUNDS: dict[str, dict[str, float]] = {
-    "num_envs": {"gt": 0}, "num_steps": {"gt": 0}, "update_epochs": {"gt": 0},
-    "num_minibatches": {"gt": 0}, "hidden_size": {"gt": 0},
-    "lr": {"gt": 0}, "gamma": {"ge": 0, "le": 1}, "gae_lambda": {"ge": 0, "le": 1},
-    "clip_eps": {"gt": 0}, "ent_coef": {"ge": 0}, "vf_coef": {"ge": 0},
-    "max_grad_norm": {"gt": 0},
-}
-_TYPES: dict[str, Any] = {"activation": Literal["tanh", "relu"]}
+# PPO's bounds, and the GRU's width
+RECURRENT_BOUNDS = {**SECTION_BOUNDS, "hidden_size": {"gt": 0}}
 _PER_TASK = ("total_timesteps",)  # each task's own `timesteps`
 
 
-class _RecurrentPPOSection(InnerBase):
+class RecurrentPPOSection(InnerBase):
     algorithm: Literal["rppo"] = "rppo"
 
     @model_validator(mode="after")
-    def _divisible(self) -> _RecurrentPPOSection:
+    def _divisible(self) -> RecurrentPPOSection:
         if self.num_envs % self.num_minibatches:  # type: ignore[attr-defined]
             raise ValueError(
                 f"num_envs = {self.num_envs} must be divisible by "  # type: ignore
@@ -81,34 +74,15 @@ class _RecurrentPPOSection(InnerBase):
         return None
 
     def check_task(self, task: Any, where: str) -> None:
-        _task_env(task, where)
+        task_env(task, where)
 
     def build_task(self, task: Any, objective: Objective | None = None,
                    optimizer: OptimizerArg = None, where: str = "tasks") -> RecurrentPPO:
-        return self.build(_task_env(task, where), task.timesteps,
+        return self.build(task_env(task, where), task.timesteps,
                           ppo_clip if objective is None else objective, optimizer)
 
 
-def _task_env(task: Any, where: str) -> Env:
-    """The task's env, its `env_params` names checked (builds the env object, computes
-    nothing), as for PPO: a typo fails before anything is compiled."""
-    env = make(task.env, **task.env_kwargs)
-    try:
-        with_params(env, {k: 0 for k in task.env_params})
-    except EnvParamError as err:
-        raise EnvParamError(f"{where}: {err}") from None
-    return env
-
-
-def _fields() -> dict[str, Any]:
-    hints = {**get_type_hints(RecurrentPPOConfig), **get_type_hints(HParams)}
-    defaults = {f.name: f.default for f in dataclasses.fields(RecurrentPPOConfig)}
-    defaults.update(HParams._field_defaults)
-    return {name: (_TYPES.get(name, hints[name]), Field(default, **_BOUNDS.get(name, {})))
-            for name, default in defaults.items() if name not in _PER_TASK}
-
-
 RecurrentPPOInner = create_model(
-    "RecurrentPPOInner", __base__=_RecurrentPPOSection,
+    "RecurrentPPOInner", __base__=RecurrentPPOSection,
     __doc__="Recurrent PPO settings shared by every task; `timesteps` comes from each task.",
-    **_fields())
+    **derived_fields(RecurrentPPOConfig, RECURRENT_BOUNDS, SECTION_TYPES))

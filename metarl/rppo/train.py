@@ -171,6 +171,29 @@ class RecurrentPPO:
                               key=key, update=state.update + 1, hidden=c.hidden,
                               done=done), metrics
 
+    def evaluate(self, state: RecurrentTrainState, num_rollouts: int
+                 ) -> tuple[RecurrentTrainState, dict[str, jax.Array]]:
+        """`num_rollouts` (static) rollouts with the current policy and no learning: per
+        rollout, the mean return of the episodes that ended in it, how many ended, and each
+        env's last finished episode's return (`(num_rollouts, num_envs)`: every episode when a
+        rollout holds exactly one per env). An RL² agent is evaluated this way on freshly
+        drawn tasks."""
+
+        def rollout(state: RecurrentTrainState, _: None) -> tuple[RecurrentTrainState, tuple]:
+            key, k_rollout = jax.random.split(state.key)
+            step_keys, noise_bits, _ = self.bits.draw(k_rollout)
+            c = self._collect(state.params, state, step_keys, noise_bits)
+            episodes = episode_stats(c.traj.reward, c.done, state.episode_return,
+                                     state.last_return)
+            state = state._replace(env_state=c.carry.env_state, obs=c.carry.obs,
+                                   episode_return=episodes.running, last_return=episodes.last,
+                                   key=key, hidden=c.hidden, done=c.done[-1] > 0)
+            return state, (episodes.mean_return, episodes.finished, episodes.last)
+
+        state, (returns, finished, last) = jax.lax.scan(rollout, state, None,
+                                                        length=num_rollouts)
+        return state, {"episode_return": returns, "episodes": finished, "last_return": last}
+
     def step(self, state: RecurrentTrainState, meta_params: PyTree = None, num_updates: int = 1
              ) -> tuple[RecurrentTrainState, dict[str, jax.Array]]:
         """`num_updates` (static) updates; metrics stacked, `(num_updates,)` each."""

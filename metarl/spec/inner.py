@@ -9,9 +9,12 @@ from typing import Annotated, Any, Union
 from pydantic import Discriminator, Tag
 
 from metarl.ppo.spec import PPOInner
+from metarl.rl2.spec import RL2Inner
+from metarl.rppo.spec import RecurrentPPOInner
 from metarl.supervised.spec import SupervisedInner
 
-INNER_SECTIONS: dict[str, type] = {"ppo": PPOInner, "supervised": SupervisedInner}
+INNER_SECTIONS: dict[str, type] = {"ppo": PPOInner, "rppo": RecurrentPPOInner, "rl2": RL2Inner,
+                                   "supervised": SupervisedInner}
 DEFAULT_INNER = "ppo"
 
 
