@@ -7,6 +7,9 @@ against the libraries' own lists."""
 METARL_ENVS = {
     "BernoulliBandit": ("bandit", "BernoulliBandit"),
     "TabularMDP": ("tabular_mdp", "TabularMDP"),
+    "GoalGrid": ("goal_grid", "GoalGrid"),
+    "BraxGoalVelocity": ("brax_goal", "BraxGoalVelocity"),
+    "BraxGoalDirection": ("brax_goal", "BraxGoalDirection"),
 }
 
 # gymnax ids we expose. MNISTBandit needs a data download at construction time, which a
