@@ -96,3 +96,25 @@ def test_hidden_state_persists_within_a_trial_and_resets_between(bandit_agent):
     assert resets[N].all()  # the second trial of the rollout starts from zeros ...
     assert not resets[:N].any() and not resets[N + 1:].any()  # ... nothing else resets
     assert np.abs(hidden[N - 1]).sum(-1).min() > 0  # memory carried to the trial's last pull
+
+
+def test_evaluate_sets_the_classic_algorithms_beside_an_rl2_agent():
+    """`metarl evaluate` of a search whose inner loop is RL² shows the task distribution's
+    classic algorithms in the agent's units (total reward per trial); PPO has none."""
+    from metarl.programs.evaluation import reference_results
+    from metarl.spec import load_spec_data
+
+    task = {"env": "metarl/BernoulliBandit", "timesteps": 4000,
+            "env_kwargs": {"num_arms": 2, "trial_length": N}, "return_range": [5.0, 6.667]}
+    spec = load_spec_data({"name": "r", "kind": "hparams", "tasks": {"train": [task]},
+                           "inner": {"algorithm": "rl2", "num_steps": N},
+                           "search_space": {"lr": {"low": 1e-4, "high": 1e-2}}}, "r")
+    refs = reference_results(spec.inner, list(spec.tasks.train), seeds=3)
+    assert list(refs) == ["random", "epsilon_greedy", "ucb1", "thompson", "gittins", "oracle"]
+    means = {name: r.final["BernoulliBandit"].mean() for name, r in refs.items()}
+    assert means["random"] < means["thompson"] < means["oracle"]
+    assert abs(means["oracle"] - 2 * N / 3) < 0.5 and abs(means["random"] - N / 2) < 0.5
+    ppo = load_spec_data({"name": "p", "kind": "hparams", "tasks": {"train": [
+        {"env": "gymnax/CartPole-v1", "timesteps": 1024}]},
+        "search_space": {"lr": {"low": 1e-4, "high": 1e-2}}}, "p")
+    assert reference_results(ppo.inner, list(ppo.tasks.train), seeds=3) == {}

@@ -69,6 +69,7 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
     Example:
       metarl evaluate 3f2c9a0e --tasks tasks/held_out.toml --seeds 10
     """
+    from metarl.programs.evaluation import reference_results
     from metarl.programs.stats import ratio_ci
     from metarl.spec import load_task_suite
 
@@ -92,6 +93,8 @@ def evaluate(run_id: str, tasks_file: str | None, seeds: int, which: str,
     fraction = spec.outer.final_fraction if final_fraction is None else final_fraction
     candidate = cands.mean if which == "mean" else cands.best
     results = program.compare(candidate, tasks, seeds, names, fraction, seed=spec.seed + 1)
+    # classic algorithms of the tasks themselves (e.g. Thompson sampling beside RL²)
+    results.update(reference_results(spec.inner, tasks, seeds, seed=spec.seed + 2))
     first = next(iter(results))
     results = {f"{first} ({which})" if k == first else k: v for k, v in results.items()}
     learned, *others = results.values()

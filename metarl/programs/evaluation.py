@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from metarl.ppo import HParams
 from metarl.programs.stats import bootstrap_ci, iqm
-from metarl.programs.task_eval import TaskEval
+from metarl.programs.task_eval import TaskEval, normalise_return
 from metarl.spec.schema import Inner, Task
 
 PyTree = Any
@@ -55,6 +55,23 @@ def evaluate_rules(runs: dict[str, tuple[Any, PyTree, HParams]], tasks: list[Tas
     return results
 
 
+def reference_results(inner: Inner, tasks: list[Task], seeds: int, seed: int = 0
+                      ) -> dict[str, RuleResult]:
+    """The inner loop's classic algorithms on every task that has them (`reference_scores`),
+    as results beside a comparison: `(seeds,)` scores, normalised as the task's, and a flat
+    curve at the score (they do not learn over updates)."""
+    results: dict[str, RuleResult] = {}
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(tasks))
+    for task, key in zip(tasks, keys, strict=True):
+        for name, scores in inner.reference_scores(task, seeds, key).items():
+            res = results.setdefault(name, RuleResult())
+            res.final[task.label] = np.asarray(scores, np.float64)
+            res.normalised[task.label] = np.asarray(normalise_return(task, res.final[task.label]))
+            res.curves[task.label] = res.final[task.label][:, None]
+    # a table row needs every task: an algorithm some task lacks is left out
+    return {n: r for n, r in results.items() if len(r.final) == len(tasks)}
+
+
 def curves_figure(results: dict[str, RuleResult], title: str) -> Figure:
     tasks = list(next(iter(results.values())).curves)
     fig = Figure(figsize=(4.2 * len(tasks), 3.4), dpi=100)
@@ -63,6 +80,9 @@ def curves_figure(results: dict[str, RuleResult], title: str) -> Figure:
         for name, res in results.items():
             c = res.curves[task]
             mean, se = c.mean(0), c.std(0) / np.sqrt(max(len(c), 1))
+            if len(mean) == 1:  # a reference that does not learn: its level
+                ax.axhline(mean[0], ls="--", lw=1, label=name, color=f"C{len(ax.lines)}")
+                continue
             x = np.arange(1, len(mean) + 1)
             ax.plot(x, mean, label=name)
             ax.fill_between(x, mean - se, mean + se, alpha=0.2)

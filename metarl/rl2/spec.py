@@ -47,6 +47,12 @@ class _RL2Section(RecurrentPPOSection):
     def check_task(self, task: Any, where: str) -> None:
         self.trial_env(task, where)
 
+    def reference_scores(self, task: Any, seeds: int, key: Any) -> dict[str, Any]:
+        """The task distribution's classic algorithms: total reward per trial on fresh tasks."""
+        from metarl.meta_rl.references import reference_scores
+
+        return reference_scores(task_env(task), self.episodes_per_trial, seeds, key)
+
     def build_task(self, task: Any, objective: Objective | None = None,
                    optimizer: OptimizerArg = None, where: str = "tasks") -> RecurrentPPO:
         return self.build(self.trial_env(task, where), task.timesteps,

@@ -52,3 +52,9 @@ class InnerBase(Strict):
         """How many times one run on `task` calls its optimizer (a learned optimizer's
         training horizon)."""
         raise NotImplementedError
+
+    def reference_scores(self, task: Any, seeds: int, key: Any) -> dict[str, Any]:
+        """`{name: (seeds,) scores}` of classic algorithms for `task` in this inner loop's score
+        units (e.g. UCB1 and Thompson sampling beside an RL² agent on bandits), which `metarl
+        evaluate` shows beside the comparison; none by default."""
+        return {}
