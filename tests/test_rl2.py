@@ -118,3 +118,32 @@ def test_evaluate_sets_the_classic_algorithms_beside_an_rl2_agent():
         {"env": "gymnax/CartPole-v1", "timesteps": 1024}]},
         "search_space": {"lr": {"low": 1e-4, "high": 1e-2}}}, "p")
     assert reference_results(ppo.inner, list(ppo.tasks.train), seeds=3) == {}
+
+
+@pytest.mark.parametrize(("task", "message"), [
+    ('env = "gymnax/CartPole-v1"', "has no task distribution to draw trials from"),
+    ('env = "metarl/BernoulliBandit"\nenv_kwargs = { num_arms = 2, trial_length = 7 }',
+     "inner.num_steps = 20 is not a multiple of the trial's 7 steps"),
+])
+def test_rl2_specs_that_do_not_fit_are_refused_with_the_field_named(task, message, tmp_path):
+    """Through the CLI's `--dry-run`: one line naming the field, exit 2, nothing computed."""
+    from click.testing import CliRunner
+
+    from metarl.cli import main
+
+    path = tmp_path / "rl2.toml"
+    path.write_text(f"""name = "r"
+kind = "hparams"
+[inner]
+algorithm = "rl2"
+num_steps = 20
+[search_space]
+lr = {{ low = 1e-4, high = 1e-2 }}
+[[tasks.train]]
+timesteps = 4000
+{task}
+""")
+    result = CliRunner().invoke(main, ["search", "run", str(path), "--dry-run"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert "tasks.train[0]" in result.output and message in result.output, result.output
