@@ -22,6 +22,7 @@ import time
 
 import jax
 import numpy as np
+from matplotlib.figure import Figure
 
 from metarl.envs import make
 from metarl.meta_rl import bandit_baselines, mdp_baselines
@@ -42,8 +43,10 @@ def agent_spec(env: str, kwargs: dict, trial_steps: int, steps: int, episodes: i
         "search_space": {"lr": {"low": 1e-4, "high": 1e-2}}}, "rl2_quality")
 
 
-def train_and_play(spec: object, trials: int, seed: int) -> tuple[np.ndarray, float]:
-    """Total reward of `trials` fresh trials played by an RL² agent trained with `spec`."""
+def train_and_play(spec: object, trials: int, seed: int
+                   ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Total reward of `trials` fresh trials played by an RL² agent trained with `spec`, its
+    mean reward at every step of a trial, and the training's wall time."""
     loop = spec.inner.build_task(spec.tasks.train[0])
     t0 = time.perf_counter()
     state, _ = jax.jit(loop.train)(jax.random.PRNGKey(seed), None,
@@ -52,7 +55,8 @@ def train_and_play(spec: object, trials: int, seed: int) -> tuple[np.ndarray, fl
     seconds = time.perf_counter() - t0
     rollouts = -(-trials // loop.config.num_envs)
     _, out = jax.jit(lambda s: loop.evaluate(s, rollouts))(state)
-    return np.asarray(out["last_return"]).ravel()[:trials], seconds
+    per_step = np.asarray(out["step_reward"]).mean((0, 2))  # rollouts hold one trial per env
+    return np.asarray(out["last_return"]).ravel()[:trials], per_step, seconds
 
 
 def mean_ci(x: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
@@ -73,21 +77,44 @@ def bandits(args: argparse.Namespace) -> None:
         n = args.trial_length
         spec = agent_spec("metarl/BernoulliBandit", {"num_arms": k, "trial_length": n}, n,
                           args.steps, 1, args.lr)
-        rl2, seconds = train_and_play(spec, args.trials, args.seed)
+        rl2, rl2_steps, seconds = train_and_play(spec, args.trials, args.seed)
         env = make("metarl/BernoulliBandit", num_arms=k, trial_length=n)
         tasks = jax.vmap(env.sample_params)(jax.random.split(jax.random.PRNGKey(7), args.trials))
-        rows = {"rl2": rl2}
+        rows, steps = {"rl2": rl2}, {"rl2": rl2_steps}
         for name, policy in bandit_baselines.BASELINES.items():
-            rows[name] = np.asarray(policy(jax.random.PRNGKey(8), tasks, n)).sum(1)
+            rewards = np.asarray(policy(jax.random.PRNGKey(8), tasks, n))
+            rows[name], steps[name] = rewards.sum(1), rewards.mean(0)
         report(f"bandits k={k}, n={n}: total reward per trial, {args.trials} fresh trials "
                f"(RL²: {args.steps:,} pulls of training in {seconds:.0f} s)", rows)
+        if args.figures:
+            regret_figure(steps, f"Bernoulli bandits, k = {k}, n = {n}").savefig(
+                f"{args.figures}/rl2_regret_k{k}_n{n}.png")
+
+
+def regret_figure(per_step: dict[str, np.ndarray], title: str) -> Figure:
+    """Expected cumulative regret over a trial: the oracle's mean reward per step minus each
+    algorithm's, summed (tasks are fresh draws of one distribution, so the means compare)."""
+    fig = Figure(figsize=(5.5, 3.6), dpi=110)
+    ax = fig.subplots()
+    best = per_step["oracle"]
+    for name, rewards in per_step.items():
+        if name != "oracle":
+            ax.plot(np.arange(1, len(rewards) + 1), np.cumsum(best - rewards), label=name,
+                    lw=2.0 if name == "rl2" else 1.0)
+    ax.set_xlabel("step of the trial")
+    ax.set_ylabel("cumulative regret")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def mdps(args: argparse.Namespace) -> None:
     env = make("metarl/TabularMDP")
     n, length = args.episodes, env.episode_length
     spec = agent_spec("metarl/TabularMDP", {}, n * length, args.steps, n, args.lr)
-    rl2, seconds = train_and_play(spec, args.trials, args.seed)
+    rl2, _, seconds = train_and_play(spec, args.trials, args.seed)
     tasks = jax.vmap(env.sample_params)(jax.random.split(jax.random.PRNGKey(7), args.trials))
     rows = {"rl2": rl2}
     for name, policy in mdp_baselines.BASELINES.items():
@@ -131,6 +158,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=2048, help="fresh trials per algorithm")
     ap.add_argument("--repeats", type=int, default=5, help="throughput repetitions")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--figures", metavar="DIR", help="write regret curves (bandits) there")
     args = ap.parse_args()
     {"bandits": bandits, "mdps": mdps, "throughput": throughput}[args.setting](args)
 

@@ -174,10 +174,11 @@ class RecurrentPPO:
     def evaluate(self, state: RecurrentTrainState, num_rollouts: int
                  ) -> tuple[RecurrentTrainState, dict[str, jax.Array]]:
         """`num_rollouts` (static) rollouts with the current policy and no learning: per
-        rollout, the mean return of the episodes that ended in it, how many ended, and each
-        env's last finished episode's return (`(num_rollouts, num_envs)`: every episode when a
-        rollout holds exactly one per env). An RL² agent is evaluated this way on freshly
-        drawn tasks."""
+        rollout, the mean return of the episodes that ended in it, how many ended, each env's
+        last finished episode's return (`(num_rollouts, num_envs)`: every episode when a
+        rollout holds exactly one per env) and every step's reward (`(num_rollouts,
+        num_steps, num_envs)`, for regret curves). An RL² agent is evaluated this way on
+        freshly drawn tasks."""
 
         def rollout(state: RecurrentTrainState, _: None) -> tuple[RecurrentTrainState, tuple]:
             key, k_rollout = jax.random.split(state.key)
@@ -188,11 +189,13 @@ class RecurrentPPO:
             state = state._replace(env_state=c.carry.env_state, obs=c.carry.obs,
                                    episode_return=episodes.running, last_return=episodes.last,
                                    key=key, hidden=c.hidden, done=c.done[-1] > 0)
-            return state, (episodes.mean_return, episodes.finished, episodes.last)
+            return state, (episodes.mean_return, episodes.finished, episodes.last,
+                           c.traj.reward)
 
-        state, (returns, finished, last) = jax.lax.scan(rollout, state, None,
-                                                        length=num_rollouts)
-        return state, {"episode_return": returns, "episodes": finished, "last_return": last}
+        state, (returns, finished, last, reward) = jax.lax.scan(rollout, state, None,
+                                                                length=num_rollouts)
+        return state, {"episode_return": returns, "episodes": finished, "last_return": last,
+                       "step_reward": reward}
 
     def step(self, state: RecurrentTrainState, meta_params: PyTree = None, num_updates: int = 1
              ) -> tuple[RecurrentTrainState, dict[str, jax.Array]]:
