@@ -155,7 +155,7 @@ BAD = [
     ({"tasks": {"train": [{"env": "gymnax/CartPole-v1", "timesteps": 1024}]}},
      "is not a supervised task"),
     ({"inner": {"algorithm": "supervisd"}}, "unknown inner.algorithm; allowed: 'ppo', "
-     "'supervised'"),
+     "'rppo', 'rl2', 'supervised'"),
 ]
 
 
