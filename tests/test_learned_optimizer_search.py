@@ -193,3 +193,16 @@ def test_open_optimizer_in_ppo_starts_at_adam():
     b = jax.jit(adam.train)(key, None, hp)[0].params
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_allclose(x, y, atol=1e-5)
+
+
+def test_meta_gradient_of_the_fitness_is_finite_and_nonzero(search):
+    """Meta-gradient outer loops differentiate the fitness through every inner step."""
+    from metarl.outer.problem import full_fitness
+
+    kind = search.program
+    problem = kind.problem(truncations=1, differentiable=True)
+    meta = kind.initial_mean()
+    grads = jax.jit(jax.grad(lambda m: full_fitness(problem, m, jax.random.PRNGKey(0)).fitness)
+                    )(meta)
+    flat = np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)])
+    assert np.isfinite(flat).all() and np.abs(flat).max() > 0
