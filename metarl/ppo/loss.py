@@ -37,17 +37,25 @@ def make_loss(config: PPOConfig, net: ActorCritic, objective: Objective, cols: C
         adv, target = mb[:, cols.advantage], mb[:, cols.target]  # adv: normalised already
         dist, value = net.apply(params, observe(config, stats, obs))
         log_ratio = net.log_prob(dist, action) - old_log_prob
-        ratio = jnp.exp(log_ratio)
-        v_clipped = old_value + jnp.clip(value - old_value, -hp.clip_eps, hp.clip_eps)
-        value_loss = 0.5 * jnp.maximum((value - target) ** 2, (v_clipped - target) ** 2).mean()
-        entropy = net.entropy(dist)
-        inputs = ObjectiveInputs(ratio, log_ratio, adv, jax.lax.stop_gradient(value - target),
-                                 entropy, progress, hp.clip_eps)
-        policy_objective = objective(inputs, meta_params).mean()
-        total = -policy_objective + hp.vf_coef * value_loss - hp.ent_coef * entropy.mean()
-        approx_kl = ((ratio - 1.0) - log_ratio).mean()
-        clip_fraction = (jnp.abs(ratio - 1.0) > hp.clip_eps).mean()
-        return total, jnp.stack([total, policy_objective, value_loss, entropy.mean(),
-                                 approx_kl, clip_fraction])
+        return ppo_terms(log_ratio, adv, value, old_value, target, net.entropy(dist), progress,
+                         hp, objective, meta_params)
 
     return loss
+
+
+def ppo_terms(log_ratio: jax.Array, adv: jax.Array, value: jax.Array, old_value: jax.Array,
+              target: jax.Array, entropy: jax.Array, progress: jax.Array, hp: HParams,
+              objective: Objective, meta_params: PyTree) -> tuple[jax.Array, jax.Array]:
+    """PPO's loss from per-sample quantities (flat): the policy objective, the clipped value
+    loss and the entropy bonus, and the `LOSS_METRICS` stacked. Shared by every PPO variant."""
+    ratio = jnp.exp(log_ratio)
+    v_clipped = old_value + jnp.clip(value - old_value, -hp.clip_eps, hp.clip_eps)
+    value_loss = 0.5 * jnp.maximum((value - target) ** 2, (v_clipped - target) ** 2).mean()
+    inputs = ObjectiveInputs(ratio, log_ratio, adv, jax.lax.stop_gradient(value - target),
+                             entropy, progress, hp.clip_eps)
+    policy_objective = objective(inputs, meta_params).mean()
+    total = -policy_objective + hp.vf_coef * value_loss - hp.ent_coef * entropy.mean()
+    approx_kl = ((ratio - 1.0) - log_ratio).mean()
+    clip_fraction = (jnp.abs(ratio - 1.0) > hp.clip_eps).mean()
+    return total, jnp.stack([total, policy_objective, value_loss, entropy.mean(), approx_kl,
+                             clip_fraction])

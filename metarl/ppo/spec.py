@@ -5,7 +5,7 @@ spec must respect. A field added to PPO appears here, in specs and in the docs' 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, get_type_hints
+from typing import Any, ClassVar, Literal, get_type_hints
 
 from pydantic import Field, create_model, model_validator
 
@@ -29,8 +29,60 @@ SECTION_TYPES: dict[str, Any] = {"activation": Literal["tanh", "relu"]}
 _PER_TASK = ("total_timesteps",)  # each task's own `timesteps`
 
 
-class _PPOSection(InnerBase):
+class EnvLoopSection(InnerBase):
+    """What the sections of PPO-family inner loops share: a loop class built from a config
+    class per task, on the task's env, with `HParams`. Subclasses set `Config`, `Loop` and
+    `loop_name`, and add their fields (`derived_fields`) and checks."""
+
+    Config: ClassVar[type]
+    Loop: ClassVar[type]
+    loop_name: ClassVar[str]
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.num_envs * self.num_steps  # type: ignore[attr-defined]
+
+    @property
+    def update_size_name(self) -> str:
+        return "inner.num_envs * inner.num_steps"
+
+    def hparams(self) -> HParams:
+        return HParams(**{f: getattr(self, f) for f in HParams._fields})
+
+    def config(self, timesteps: int) -> Any:
+        """The loop's config for a task with `timesteps` env steps."""
+        names = [f for f in self.Config.field_names() if f not in _PER_TASK]
+        return self.Config(total_timesteps=timesteps, **{f: getattr(self, f) for f in names})
+
+    def build(self, env: Env, timesteps: int, objective: Objective,
+              optimizer: OptimizerArg = None) -> Any:
+        """The inner loop itself, for one env and budget."""
+        return self.Loop(self.config(timesteps), env, objective=objective, optimizer=optimizer)
+
+    def optimizer_steps(self, task: Any) -> int:
+        config = self.config(task.timesteps)
+        return config.num_updates * config.update_epochs * config.num_minibatches
+
+    def task_mismatch(self, task: Any) -> str | None:
+        if is_supervised(task.env):
+            return (f"is a supervised task family, which {self.loop_name} cannot train on: "
+                    "set inner.algorithm = 'supervised', or name an env")
+        return None
+
+    def check_task(self, task: Any, where: str) -> None:
+        task_env(task, where)
+
+    def build_task(self, task: Any, objective: Objective | None = None,
+                   optimizer: OptimizerArg = None, where: str = "tasks") -> Any:
+        return self.build(task_env(task, where), task.timesteps,
+                          ppo_clip if objective is None else objective, optimizer)
+
+
+class _PPOSection(EnvLoopSection):
     algorithm: Literal["ppo"] = "ppo"
+    Config: ClassVar[type] = PPOConfig
+    Loop: ClassVar[type] = PPO
+    loop_name: ClassVar[str] = "PPO"
 
     @model_validator(mode="before")
     @classmethod
@@ -49,45 +101,6 @@ class _PPOSection(InnerBase):
             raise ValueError(f"num_envs * num_steps = {batch} must be divisible by "
                              f"num_minibatches = {self.num_minibatches}")  # type: ignore
         return self
-
-    @property
-    def steps_per_update(self) -> int:
-        return self.num_envs * self.num_steps  # type: ignore[attr-defined]
-
-    @property
-    def update_size_name(self) -> str:
-        return "inner.num_envs * inner.num_steps"
-
-    def hparams(self) -> HParams:
-        return HParams(**{f: getattr(self, f) for f in HParams._fields})
-
-    def config(self, timesteps: int) -> PPOConfig:
-        """The `PPOConfig` of a task with `timesteps` env steps."""
-        names = [f for f in PPOConfig.field_names() if f not in _PER_TASK]
-        return PPOConfig(total_timesteps=timesteps, **{f: getattr(self, f) for f in names})
-
-    def build(self, env: Env, timesteps: int, objective: Objective,
-              optimizer: OptimizerArg = None) -> PPO:
-        """The inner loop itself, for one env and budget."""
-        return PPO(self.config(timesteps), env, objective=objective, optimizer=optimizer)
-
-    def optimizer_steps(self, task: Any) -> int:
-        config = self.config(task.timesteps)
-        return config.num_updates * config.update_epochs * config.num_minibatches
-
-    def task_mismatch(self, task: Any) -> str | None:
-        if is_supervised(task.env):
-            return ("is a supervised task family, which PPO cannot train on: set "
-                    "inner.algorithm = 'supervised', or name an env")
-        return None
-
-    def check_task(self, task: Any, where: str) -> None:
-        task_env(task, where)
-
-    def build_task(self, task: Any, objective: Objective | None = None,
-                   optimizer: OptimizerArg = None, where: str = "tasks") -> PPO:
-        return self.build(task_env(task, where), task.timesteps,
-                          ppo_clip if objective is None else objective, optimizer)
 
 
 def task_env(task: Any, where: str = "tasks") -> Env:

@@ -98,13 +98,9 @@ class PPO:
         params = self.net.init(k_net)
         opt_params = ravel_pytree(params)[0] if self.flat else params
         n_envs = self.config.num_envs
-        if env_params is None and self.per_env_params:  # every env on the default task
-            env_params = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_envs, *jnp.shape(x))),
-                                      self.default_env_params)
-        obs, env_state = jax.vmap(self.env.reset, in_axes=(0, 0 if self.per_env_params
-                                                           else None))(
-            jax.random.split(k_env, n_envs),
-            self.default_env_params if env_params is None else env_params)
+        obs, env_state, env_params = reset_batch(self.env, self.default_env_params,
+                                                 self.per_env_params, k_env, n_envs,
+                                                 env_params)
         zeros = jnp.zeros((n_envs,), jnp.float32)
         return TrainState(params, tx.init(opt_params), env_state, obs,
                           init_stats(self.obs_shape), zeros, zeros, key,
@@ -228,6 +224,19 @@ class PPO:
             final_value = values[config.batch_size + n_envs:].reshape(n_steps, n_envs)
             reward = reward + hp.gamma * final_value * traj.truncated.astype(jnp.float32)
         return value, reward, last_value
+
+
+def reset_batch(env: Env, default_params: PyTree, per_env_params: bool, key: jax.Array,
+                num_envs: int, env_params: PyTree = None) -> tuple[jax.Array, PyTree, PyTree]:
+    """The `num_envs` envs of a fresh run: `(obs, env_state, env_params)`. With
+    `per_env_params`, `env_params` has one row per env (None: every env on the default task);
+    otherwise it is shared (None: the defaults, compiled in as constants)."""
+    if env_params is None and per_env_params:
+        env_params = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_envs, *jnp.shape(x))),
+                                  default_params)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, 0 if per_env_params else None))(
+        jax.random.split(key, num_envs), default_params if env_params is None else env_params)
+    return obs, env_state, env_params
 
 
 def make_train(config: PPOConfig, env: Env, env_params: PyTree = None,

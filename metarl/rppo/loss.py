@@ -9,12 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from metarl.envs.normalize import RunningStats
 from metarl.ppo.config import HParams
-from metarl.ppo.loss import LOSS_METRICS
-from metarl.ppo.objectives import Objective, ObjectiveInputs
+from metarl.ppo.loss import LOSS_METRICS, ppo_terms
+from metarl.ppo.objectives import Objective
 from metarl.ppo.rollout import observe
 from metarl.rppo.config import RecurrentPPOConfig
 from metarl.rppo.minibatches import Sequences
@@ -44,19 +43,8 @@ def make_loss(config: RecurrentPPOConfig, net: RecurrentActorCritic, objective: 
         # objectives are written for a flat minibatch of samples (learned ones may stack
         # features on a new last axis), so they see one
         log_ratio = (log_prob - mb.log_prob).reshape(-1)
-        ratio = jnp.exp(log_ratio)
         value, old_value, target = (x.reshape(-1) for x in (value, mb.value, mb.target))
-        entropy = entropy.reshape(-1)
-        v_clipped = old_value + jnp.clip(value - old_value, -hp.clip_eps, hp.clip_eps)
-        value_loss = 0.5 * jnp.maximum((value - target) ** 2, (v_clipped - target) ** 2).mean()
-        inputs = ObjectiveInputs(ratio, log_ratio, mb.advantage.reshape(-1),
-                                 jax.lax.stop_gradient(value - target), entropy, progress,
-                                 hp.clip_eps)
-        policy_objective = objective(inputs, meta_params).mean()
-        total = -policy_objective + hp.vf_coef * value_loss - hp.ent_coef * entropy.mean()
-        approx_kl = ((ratio - 1.0) - log_ratio).mean()
-        clip_fraction = (jnp.abs(ratio - 1.0) > hp.clip_eps).mean()
-        return total, jnp.stack([total, policy_objective, value_loss, entropy.mean(),
-                                 approx_kl, clip_fraction])
+        return ppo_terms(log_ratio, mb.advantage.reshape(-1), value, old_value, target,
+                         entropy.reshape(-1), progress, hp, objective, meta_params)
 
     return loss

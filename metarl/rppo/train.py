@@ -28,6 +28,7 @@ from metarl.ppo.loss import LOSS_METRICS
 from metarl.ppo.objectives import Objective, ppo_clip
 from metarl.ppo.optimizer import OptimizerArg, optimizer_factory
 from metarl.ppo.rollout import observe
+from metarl.ppo.train import reset_batch
 from metarl.rppo.config import RecurrentPPOConfig
 from metarl.rppo.loss import make_loss
 from metarl.rppo.minibatches import Sequences, env_permutations, sequence_minibatches
@@ -122,13 +123,9 @@ class RecurrentPPO:
         params = self.net.init(k_net)
         opt_params = ravel_pytree(params)[0] if self.flat else params
         n_envs = self.config.num_envs
-        if env_params is None and self.per_env_params:  # every env on the default task
-            env_params = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_envs, *jnp.shape(x))),
-                                      self.default_env_params)
-        obs, env_state = jax.vmap(self.env.reset, in_axes=(0, 0 if self.per_env_params
-                                                           else None))(
-            jax.random.split(k_env, n_envs),
-            self.default_env_params if env_params is None else env_params)
+        obs, env_state, env_params = reset_batch(self.env, self.default_env_params,
+                                                 self.per_env_params, k_env, n_envs,
+                                                 env_params)
         zeros = jnp.zeros((n_envs,), jnp.float32)
         return RecurrentTrainState(params, tx.init(opt_params), env_state, obs,
                                    init_stats(self.obs_shape), zeros, zeros, key,
