@@ -127,7 +127,7 @@ def mdps(args: argparse.Namespace) -> None:
 def throughput(args: argparse.Namespace) -> None:
     """Recurrent PPO env steps per second on the bandit task, alternating 1 and 64 seeds."""
     spec = agent_spec("metarl/BernoulliBandit", {"num_arms": 5, "trial_length": 100}, 100,
-                      64 * 100 * 20, 1, 1e-3)
+                      64 * 100 * 8, 1, 1e-3)
     loop = spec.inner.build_task(spec.tasks.train[0])
     hp = spec.inner.hparams().as_arrays()
     runs = {1: jax.jit(loop.train), 64: jax.jit(jax.vmap(loop.train, in_axes=(0, None, None)))}
