@@ -15,7 +15,7 @@ from metarl.ppo import distributions as D
 
 Params = dict[str, Any]
 
-_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
 
 def orthogonal(key: jax.Array, shape: tuple[int, int], scale: float) -> jax.Array:
@@ -54,7 +54,7 @@ def mlp_init(key: jax.Array, sizes: tuple[int, ...], head_scale: float) -> list[
 
 
 def mlp_apply(layers: list[dict], x: jax.Array, activation: str) -> jax.Array:
-    act = _ACTIVATIONS[activation]
+    act = ACTIVATIONS[activation]
     for layer in layers[:-1]:
         x = act(x @ layer["w"] + layer["b"])
     return x @ layers[-1]["w"] + layers[-1]["b"]

@@ -16,11 +16,14 @@ PyTree = Any
 Epochs = Callable[..., tuple[PyTree, PyTree, jax.Array]]
 
 
-def make_epochs(loss: Loss, unroll: int, flat: bool) -> Epochs:
+def make_epochs(loss: Loss, unroll: int, flat: bool,
+                extra_args: Callable[..., dict[str, Any]] | None = None) -> Epochs:
     """`epochs(params, opt_state, tx, minibatches, *loss_args) -> (params, opt_state, aux)`,
     `aux` the loss's per-step aux stacked. With `flat`, the weights are one vector for the
     optimizer: for an elementwise optimizer (Adam after a global-norm clip) that is a handful
-    of operations per SGD step instead of a handful per weight array."""
+    of operations per SGD step instead of a handful per weight array. `extra_args(params,
+    minibatch, *loss_args)` gives further keyword arguments of the optimizer's `update` (e.g.
+    OPEN's dormancy), for the pytree path."""
     grad = jax.grad(loss, has_aux=True)
 
     def flat_loss(flat_params: jax.Array, unravel: Callable, *args: Any) -> tuple:
@@ -53,7 +56,8 @@ def make_epochs(loss: Loss, unroll: int, flat: bool) -> Epochs:
             grads, aux = grad(p, mb, *args)
             # how far through this update's SGD steps: OPEN's batch proportion (an optimizer
             # that takes no extra arguments ignores it)
-            updates, state = tx.update(grads, state, p, batch_proportion=i / steps)
+            extra = extra_args(p, mb, *args) if extra_args is not None else {}
+            updates, state = tx.update(grads, state, p, batch_proportion=i / steps, **extra)
             return (optax.apply_updates(p, updates), state), aux
 
         (params, opt_state), aux = jax.lax.scan(

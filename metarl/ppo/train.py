@@ -24,6 +24,7 @@ from metarl.envs.env import Env, ResetAheadEnv
 from metarl.envs.normalize import RunningStats, init_stats, update_stats
 from metarl.ppo.advantages import episode_stats, gae
 from metarl.ppo.config import HParams, PPOConfig
+from metarl.ppo.dormancy import dormancy
 from metarl.ppo.loss import LOSS_METRICS, make_loss
 from metarl.ppo.minibatches import Columns, epoch_minibatches, training_rows
 from metarl.ppo.networks import ActorCritic, make_actor_critic
@@ -86,7 +87,9 @@ class PPO:
         self.act_width = 1 if self.net.discrete else self.net.action_dim
         self.cols = Columns(self.net.obs_size, self.act_width)
         loss = make_loss(config, self.net, objective, self.cols, self.obs_shape)
-        self.epochs = make_epochs(loss, config.minibatch_unroll, self.flat)
+        # an optimizer that reads dormancy (OPEN) says so; computing it costs a forward pass
+        extra = self._dormancy if getattr(optimizer, "reads_dormancy", False) else None
+        self.epochs = make_epochs(loss, config.minibatch_unroll, self.flat, extra)
 
     # -- the pieces -------------------------------------------------------------------------
     def init(self, key: jax.Array, meta_params: PyTree = None, hparams: HParams | None = None,
@@ -196,6 +199,13 @@ class PPO:
         return self.step(state, meta_params, self.config.num_updates)
 
     # -- helpers ----------------------------------------------------------------------------
+    def _dormancy(self, params: PyTree, mb: jax.Array, stats: RunningStats, *_: Any
+                  ) -> dict[str, PyTree]:
+        """OPEN's dormancy input on this minibatch's observations (`metarl.ppo.dormancy`)."""
+        obs = mb[:, self.cols.obs].reshape((mb.shape[0],) + self.obs_shape)
+        x = self._flat_obs(observe(self.config, stats, obs))
+        return {"dormancy": dormancy(params, x, self.config.activation)}
+
     def _env_params(self, state: TrainState) -> PyTree:
         # None: the env's defaults, compiled in as constants (XLA folds them, which is faster
         # and is what a run without env params always computed)

@@ -146,6 +146,7 @@ class LearnedOptimizerSearch(SuiteKind):
             return make_learned_optimizer(self.choice.name, meta, learning_rate=hparams.lr,
                                           total_steps=total, **extra, **self.settings)
 
+        build.reads_dormancy = self.choice.name in _RL_ONLY  # PPO computes it for OPEN
         return build
 
     def _meta_test(self, spec: LearnedOptimizerSpec) -> MetaTest:

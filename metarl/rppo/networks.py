@@ -13,11 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from metarl.envs.spaces import Box, Discrete, Space
-from metarl.ppo.networks import ActorCritic, mlp_apply
+from metarl.ppo.networks import ACTIVATIONS, ActorCritic, mlp_apply
 
 Params = dict[str, Any]
 
-_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
 
 def variance_scaling(key: jax.Array, shape: tuple[int, int], gain: float) -> jax.Array:
@@ -121,7 +120,7 @@ class RecurrentActorCritic:
         """The embedding and the GRU's input projection, for any leading axes."""
         x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (self.obs_size,))
         x = x.astype(jnp.float32)
-        act = _ACTIVATIONS[self.activation]
+        act = ACTIVATIONS[self.activation]
         for layer in params["embed"]:
             x = act(x @ layer["w"] + layer["b"])
         return x @ params["gru"]["wi"] + params["gru"]["b"]
