@@ -12,7 +12,7 @@ Targets (issue 20): bandits with n = 100 and k in {5, 10}: RL² >= Thompson samp
     python benchmarks/rl2_quality.py bandits              # k = 5 and 10, n = 100
     python benchmarks/rl2_quality.py mdps                 # n = 10 episodes of 10 steps
     python benchmarks/rl2_quality.py bandits --steps 500000 --trials 512   # smoke run
-    python benchmarks/rl2_quality.py throughput           # recurrent PPO steps/s, 1 and 64 seeds
+    python benchmarks/rl2_quality.py throughput   # recurrent PPO steps/s, 1 and 64 seeds
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from metarl.envs import make
 from metarl.meta_rl import bandit_baselines, mdp_baselines
-from metarl.spec import load_spec_data
+from metarl.spec import load_spec, load_spec_data
 
 
 def agent_spec(env: str, kwargs: dict, trial_steps: int, steps: int, episodes: int,
@@ -125,9 +125,10 @@ def mdps(args: argparse.Namespace) -> None:
 
 
 def throughput(args: argparse.Namespace) -> None:
-    """Recurrent PPO env steps per second on the bandit task, alternating 1 and 64 seeds."""
-    spec = agent_spec("metarl/BernoulliBandit", {"num_arms": 5, "trial_length": 100}, 100,
-                      64 * 100 * 8, 1, 1e-3)
+    """Recurrent PPO env steps per second on the bandit task of `search/rl2_bandits.toml`
+    (its [inner] settings: 32 envs, GRU of 32, 20-pull trials), 10 updates per run,
+    alternating 1 and 64 vmapped seeds."""
+    spec = load_spec("search/rl2_bandits.toml", ["tasks.train.0.timesteps=6400"])
     loop = spec.inner.build_task(spec.tasks.train[0])
     hp = spec.inner.hparams().as_arrays()
     runs = {1: jax.jit(loop.train), 64: jax.jit(jax.vmap(loop.train, in_axes=(0, None, None)))}
