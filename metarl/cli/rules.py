@@ -180,7 +180,7 @@ def _print_table(results: dict, ratios: dict, generation: int,  # noqa: ANN001
 
 def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: str,  # noqa: ANN001
                     generation: int, tasks_file: str | None, seeds: int,
-                    final_fraction: float, extra: dict[str, float]) -> None:
+                    final_fraction: float, extra: dict[str, float] | None = None) -> None:
     """A child run of the search, `evaluate-{which}-g{generation}`, tagged as an evaluation."""
     from metarl.programs.evaluation import curves_figure
     from metarl.tracking import SearchTracker
@@ -196,7 +196,7 @@ def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: s
             metrics[f"{key}/return/{task}"] = float(f.mean())
         for task, value in res.settings.items():
             metrics[f"{key}/tuned_lr/{task}"] = value
-    metrics.update(extra)
+    metrics.update(extra or {})
     for name, (m, lo, hi) in ratios.items():
         for suffix, v in (("", m), ("_ci_low", lo), ("_ci_high", hi)):
             metrics[f"ratio_to_{name}{suffix}"] = v
