@@ -95,19 +95,7 @@ class PPO:
     def init(self, key: jax.Array, meta_params: PyTree = None, hparams: HParams | None = None,
              env_params: PyTree = None) -> TrainState:
         """Fresh weights, optimizer state and envs; nothing trained yet."""
-        hp = (HParams() if hparams is None else hparams).as_arrays()
-        tx = self.optimizer(hp, meta_params)
-        key, k_net, k_env = jax.random.split(key, 3)
-        params = self.net.init(k_net)
-        opt_params = ravel_pytree(params)[0] if self.flat else params
-        n_envs = self.config.num_envs
-        obs, env_state, env_params = reset_batch(self.env, self.default_env_params,
-                                                 self.per_env_params, k_env, n_envs,
-                                                 env_params)
-        zeros = jnp.zeros((n_envs,), jnp.float32)
-        return TrainState(params, tx.init(opt_params), env_state, obs,
-                          init_stats(self.obs_shape), zeros, zeros, key,
-                          jnp.zeros((), jnp.int32), hp, env_params)
+        return fresh_state(self, key, meta_params, hparams, env_params)
 
     def update(self, state: TrainState, meta_params: PyTree = None
                ) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -234,6 +222,23 @@ class PPO:
             final_value = values[config.batch_size + n_envs:].reshape(n_steps, n_envs)
             reward = reward + hp.gamma * final_value * traj.truncated.astype(jnp.float32)
         return value, reward, last_value
+
+
+def fresh_state(loop: Any, key: jax.Array, meta_params: PyTree, hparams: HParams | None,
+                env_params: PyTree) -> TrainState:
+    """A PPO-family loop's fresh run: weights from `loop.net`, the optimizer state of
+    `loop.optimizer`, `loop.config.num_envs` reset envs, zero statistics."""
+    hp = (HParams() if hparams is None else hparams).as_arrays()
+    tx = loop.optimizer(hp, meta_params)
+    key, k_net, k_env = jax.random.split(key, 3)
+    params = loop.net.init(k_net)
+    opt_params = ravel_pytree(params)[0] if loop.flat else params
+    n_envs = loop.config.num_envs
+    obs, env_state, env_params = reset_batch(loop.env, loop.default_env_params,
+                                             loop.per_env_params, k_env, n_envs, env_params)
+    zeros = jnp.zeros((n_envs,), jnp.float32)
+    return TrainState(params, tx.init(opt_params), env_state, obs, init_stats(loop.obs_shape),
+                      zeros, zeros, key, jnp.zeros((), jnp.int32), hp, env_params)
 
 
 def reset_batch(env: Env, default_params: PyTree, per_env_params: bool, key: jax.Array,

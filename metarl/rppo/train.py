@@ -18,17 +18,16 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
 from metarl.envs.env import Env
-from metarl.envs.normalize import RunningStats, init_stats, update_stats
+from metarl.envs.normalize import RunningStats, update_stats
 from metarl.ppo.advantages import episode_stats, gae
 from metarl.ppo.config import HParams
 from metarl.ppo.loss import LOSS_METRICS
 from metarl.ppo.objectives import Objective, ppo_clip
 from metarl.ppo.optimizer import OptimizerArg, optimizer_factory
 from metarl.ppo.rollout import observe
-from metarl.ppo.train import reset_batch
+from metarl.ppo.train import fresh_state
 from metarl.rppo.config import RecurrentPPOConfig
 from metarl.rppo.loss import make_loss
 from metarl.rppo.minibatches import Sequences, env_permutations, sequence_minibatches
@@ -117,21 +116,9 @@ class RecurrentPPO:
     def init(self, key: jax.Array, meta_params: PyTree = None, hparams: HParams | None = None,
              env_params: PyTree = None) -> RecurrentTrainState:
         """Fresh weights, optimizer state, envs and (zero) GRU states; nothing trained yet."""
-        hp = (HParams() if hparams is None else hparams).as_arrays()
-        tx = self.optimizer(hp, meta_params)
-        key, k_net, k_env = jax.random.split(key, 3)
-        params = self.net.init(k_net)
-        opt_params = ravel_pytree(params)[0] if self.flat else params
         n_envs = self.config.num_envs
-        obs, env_state, env_params = reset_batch(self.env, self.default_env_params,
-                                                 self.per_env_params, k_env, n_envs,
-                                                 env_params)
-        zeros = jnp.zeros((n_envs,), jnp.float32)
-        return RecurrentTrainState(params, tx.init(opt_params), env_state, obs,
-                                   init_stats(self.obs_shape), zeros, zeros, key,
-                                   jnp.zeros((), jnp.int32), hp, env_params,
-                                   self.net.initial_hidden(n_envs),
-                                   jnp.zeros((n_envs,), bool))
+        return RecurrentTrainState(*fresh_state(self, key, meta_params, hparams, env_params),
+                                   self.net.initial_hidden(n_envs), jnp.zeros((n_envs,), bool))
 
     def update(self, state: RecurrentTrainState, meta_params: PyTree = None
                ) -> tuple[RecurrentTrainState, dict[str, jax.Array]]:
