@@ -154,7 +154,7 @@ class SuiteEval:
             if t.config.num_updates % truncations:
                 raise UserError(
                     f"outer.truncations = {truncations} does not divide the "
-                    f"{t.config.num_updates} PPO updates of task {t.task.label!r}; choose a "
+                    f"{t.config.num_updates} inner-loop updates of task {t.task.label!r}; choose a "
                     "divisor, or change its timesteps")
 
         def init_inner(key: jax.Array, meta: PyTree) -> tuple[TrainState, ...]:

@@ -149,7 +149,7 @@ class Outer(Strict):
         if is_online(self.algorithm) and self.algorithm != "meta_gradient" \
                 and self.truncations < 2:
             raise ValueError(f"outer loop {self.algorithm!r} learns from truncated inner runs: "
-                             "set outer.truncations to 2 or more (each task's PPO updates "
+                             "set outer.truncations to 2 or more (each task's inner updates "
                              "must divide evenly)")
         return self
 
@@ -322,7 +322,7 @@ class SearchSpec(Strict):
             if updates % cuts:
                 fits = [d for d in range(2, min(updates, 64) + 1) if updates % d == 0][:6]
                 raise ValueError(
-                    f"outer.truncations = {cuts} does not divide the {updates} PPO updates of "
-                    f"tasks.train[{i}] (timesteps // ({size})); "
+                    f"outer.truncations = {cuts} does not divide the {updates} inner-loop "
+                    f"updates of tasks.train[{i}] (timesteps // ({size})); "
                     f"divisors: {', '.join(map(str, fits)) or 'none'}")
         return self
