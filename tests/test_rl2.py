@@ -114,10 +114,15 @@ def test_evaluate_sets_the_classic_algorithms_beside_an_rl2_agent():
     means = {name: r.final["BernoulliBandit"].mean() for name, r in refs.items()}
     assert means["random"] < means["thompson"] < means["oracle"]
     assert abs(means["oracle"] - 2 * N / 3) < 0.5 and abs(means["random"] - N / 2) < 0.5
+    from metarl.programs.evaluation import regret_figure
+
+    regret = regret_figure(refs, "regret")  # logged by `metarl evaluate` beside the curves
+    assert regret is not None and "oracle" in regret.axes[0].get_ylabel()
     ppo = load_spec_data({"name": "p", "kind": "hparams", "tasks": {"train": [
         {"env": "gymnax/CartPole-v1", "timesteps": 1024}]},
         "search_space": {"lr": {"low": 1e-4, "high": 1e-2}}}, "p")
     assert reference_results(ppo.inner, list(ppo.tasks.train), seeds=3) == {}
+    assert regret_figure({}, "no oracle") is None
 
 
 @pytest.mark.parametrize(("task", "message"), [

@@ -182,7 +182,7 @@ def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: s
                     generation: int, tasks_file: str | None, seeds: int,
                     final_fraction: float, extra: dict[str, float] | None = None) -> None:
     """A child run of the search, `evaluate-{which}-g{generation}`, tagged as an evaluation."""
-    from metarl.programs.evaluation import curves_figure
+    from metarl.programs.evaluation import curves_figure, regret_figure
     from metarl.tracking import SearchTracker
 
     params = {"which": which, "generation": generation, "seeds": seeds,
@@ -201,6 +201,7 @@ def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: s
         for suffix, v in (("", m), ("_ci_low", lo), ("_ci_high", hi)):
             metrics[f"ratio_to_{name}{suffix}"] = v
     fig = curves_figure(results, f"run {run_id[:8]}: {which} rule vs baselines")
+    regret = regret_figure(results, f"run {run_id[:8]}: regret against the oracle")
     with _reported_by_the_cli():
         search = SearchTracker.open(run_id, uri)
         try:
@@ -211,6 +212,8 @@ def _log_evaluation(uri: str, run_id: str, results: dict, ratios: dict, which: s
         with child:  # FINISHED, or FAILED if logging raises
             child.log_metrics(_finite(metrics), step=0)
             child.log_figure(fig, "learning_curves.png")
+            if regret is not None:
+                child.log_figure(regret, "regret_curves.png")
     _check_sent(child)
     click.echo(f"logged as run {child.run_id} under search {run_id}", err=True)
 

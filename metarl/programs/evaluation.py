@@ -94,3 +94,20 @@ def curves_figure(results: dict[str, RuleResult], title: str) -> Figure:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def regret_figure(results: dict[str, RuleResult], title: str, oracle: str = "oracle"
+                  ) -> Figure | None:
+    """Per task, the oracle's score minus each other result's, over inner-loop updates (for
+    RL²: the regret of a trial, as the agent learns), the classic algorithms as dashed levels;
+    None when no result is the oracle."""
+    if oracle not in results:
+        return None
+    best = {task: c.mean() for task, c in results[oracle].final.items()}
+    others = {name: RuleResult(res.final, res.normalised,
+                               {t: best[t] - c for t, c in res.curves.items()})
+              for name, res in results.items() if name != oracle}
+    fig = curves_figure(others, title)
+    for ax in fig.axes:
+        ax.set_ylabel(f"regret per trial (vs {oracle})")
+    return fig
