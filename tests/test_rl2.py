@@ -152,3 +152,25 @@ timesteps = 4000
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert "tasks.train[0]" in result.output and message in result.output, result.output
+
+
+def test_the_hidden_state_is_kept_across_the_episodes_of_a_trial():
+    """Two MDP episodes of 10 steps per trial: the state restarts every 20 steps, never at the
+    episode boundary inside a trial."""
+    from metarl.spec import load_spec_data
+
+    spec = load_spec_data({
+        "name": "m", "kind": "hparams",
+        "tasks": {"train": [{"env": "metarl/TabularMDP", "timesteps": 1280}]},
+        "inner": {"algorithm": "rl2", "episodes_per_trial": 2, "num_envs": 4, "num_steps": 40,
+                  "num_minibatches": 2, "hidden_size": 8, "embed_sizes": [8],
+                  "head_sizes": [8]},
+        "search_space": {"lr": {"low": 1e-4, "high": 1e-2}}}, "m")
+    loop = spec.inner.build_task(spec.tasks.train[0])
+    state = loop.init(jax.random.PRNGKey(0))
+    step_keys, noise_bits, _ = loop.bits.draw(state.key)
+    out = jax.jit(loop._collect)(state.params, state, step_keys, noise_bits)
+    resets = np.asarray(out.traj.reset).all(1)
+    np.testing.assert_array_equal(np.flatnonzero(resets), [20])  # step 0 starts from zeros
+    episode_end = np.asarray(out.traj.obs)[:, :, -1].all(1)  # the flag after a step ends one
+    np.testing.assert_array_equal(np.flatnonzero(episode_end), [10, 30])
