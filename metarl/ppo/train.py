@@ -13,6 +13,7 @@ scalars leave the loop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -167,18 +168,7 @@ class PPO:
         """The envs where `which` (`(num_envs,)` bool) is true restart, on their row of
         `env_params` (per-env params): a curriculum moving env `i` to a new level. The others
         keep their episode, params and running return."""
-        if not self.per_env_params:
-            raise ValueError("reset_envs needs PPO(..., per_env_params=True)")
-        obs, env_state = jax.vmap(self.env.reset)(
-            jax.random.split(key, self.config.num_envs), env_params)
-
-        def pick(new: jax.Array, old: jax.Array) -> jax.Array:
-            return jnp.where(which.reshape(which.shape + (1,) * (new.ndim - 1)), new, old)
-
-        return state._replace(
-            obs=pick(obs, state.obs), env_state=jax.tree.map(pick, env_state, state.env_state),
-            env_params=jax.tree.map(pick, env_params, state.env_params),
-            episode_return=jnp.where(which, 0.0, state.episode_return))
+        return restart_envs(self, state, key, env_params, which)
 
     def train(self, key: jax.Array, meta_params: PyTree = None, hparams: HParams | None = None,
               env_params: PyTree = None) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -222,6 +212,26 @@ class PPO:
             final_value = values[config.batch_size + n_envs:].reshape(n_steps, n_envs)
             reward = reward + hp.gamma * final_value * traj.truncated.astype(jnp.float32)
         return value, reward, last_value
+
+
+def restart_envs(loop: Any, state: Any, key: jax.Array, env_params: PyTree,
+                 which: jax.Array) -> Any:
+    """`state` with the envs where `which` is true reset on their row of `env_params` (a
+    PPO-family loop with per-env params); the others keep their episode, params and return."""
+    if not loop.per_env_params:
+        raise ValueError(f"reset_envs needs {type(loop).__name__}(..., per_env_params=True)")
+    obs, env_state = jax.vmap(loop.env.reset)(
+        jax.random.split(key, loop.config.num_envs), env_params)
+    pick = functools.partial(where_rows, which)
+    return state._replace(
+        obs=pick(obs, state.obs), env_state=jax.tree.map(pick, env_state, state.env_state),
+        env_params=jax.tree.map(pick, env_params, state.env_params),
+        episode_return=jnp.where(which, 0.0, state.episode_return))
+
+
+def where_rows(which: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
+    """Rows of `new` where `which` (one bool per leading row) is true, of `old` elsewhere."""
+    return jnp.where(which.reshape(which.shape + (1,) * (new.ndim - 1)), new, old)
 
 
 def fresh_state(loop: Any, key: jax.Array, meta_params: PyTree, hparams: HParams | None,

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metarl.envs.spaces import Box, Discrete, Space
+from metarl.envs.spaces import Space
 from metarl.ppo.networks import ACTIVATIONS, ActorCritic, mlp_apply
 
 Params = dict[str, Any]
@@ -88,14 +88,11 @@ class RecurrentActorCritic:
 
     @property
     def discrete(self) -> bool:
-        return isinstance(self.action_space, Discrete)
+        return self.dists.discrete
 
     @property
     def action_dim(self) -> int:
-        if isinstance(self.action_space, Discrete):
-            return self.action_space.n
-        assert isinstance(self.action_space, Box)
-        return self.action_space.size
+        return self.dists.action_dim
 
     def init(self, key: jax.Array) -> Params:
         k_embed, k_gru, k_actor, k_critic = jax.random.split(key, 4)

@@ -27,7 +27,7 @@ from metarl.ppo.loss import LOSS_METRICS
 from metarl.ppo.objectives import Objective, ppo_clip
 from metarl.ppo.optimizer import OptimizerArg, optimizer_factory
 from metarl.ppo.rollout import observe
-from metarl.ppo.train import fresh_state
+from metarl.ppo.train import fresh_state, restart_envs, where_rows
 from metarl.rppo.config import RecurrentPPOConfig
 from metarl.rppo.loss import make_loss
 from metarl.rppo.minibatches import Sequences, env_permutations, sequence_minibatches
@@ -211,20 +211,10 @@ class RecurrentPPO:
         """The envs where `which` (`(num_envs,)` bool) is true restart on their row of
         `env_params` (per-env params) with a zero GRU state: a curriculum moving env `i` to a
         new level, or RL² starting a new trial on a new task. The others carry on."""
-        if not self.per_env_params:
-            raise ValueError("reset_envs needs RecurrentPPO(..., per_env_params=True)")
-        obs, env_state = jax.vmap(self.env.reset)(
-            jax.random.split(key, self.config.num_envs), env_params)
-
-        def pick(new: jax.Array, old: jax.Array) -> jax.Array:
-            return jnp.where(which.reshape(which.shape + (1,) * (new.ndim - 1)), new, old)
-
-        return state._replace(
-            obs=pick(obs, state.obs), env_state=jax.tree.map(pick, env_state, state.env_state),
-            env_params=jax.tree.map(pick, env_params, state.env_params),
-            episode_return=jnp.where(which, 0.0, state.episode_return),
-            hidden=pick(jnp.zeros_like(state.hidden), state.hidden),
-            done=state.done | which)
+        state = restart_envs(self, state, key, env_params, which)
+        return state._replace(hidden=where_rows(which, jnp.zeros_like(state.hidden),
+                                                state.hidden),
+                              done=state.done | which)
 
     def train(self, key: jax.Array, meta_params: PyTree = None, hparams: HParams | None = None,
               env_params: PyTree = None) -> tuple[RecurrentTrainState, dict[str, jax.Array]]:
