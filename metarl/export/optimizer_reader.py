@@ -9,7 +9,6 @@ weights are checked to fit the in-platform optimizer.
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from metarl.export.optimizer_module import (
     make_settings,
     misfit,
 )
-from metarl.export.reader import _syntax_tree
+from metarl.export.reader import module_literals, syntax_tree
 from metarl.learned_optimizers.registry import make_learned_optimizer
 
 _TYPES = {"OPTIMIZER": str, "FORMAT": str, "SETTINGS": dict, "SHAPES": dict, "WEIGHTS": dict,
@@ -63,7 +62,7 @@ def read_optimizer_module(path: str | Path) -> ExportedOptimizer:
     holding weights or settings the optimizer cannot use.
     """
     path = Path(path)
-    values = _literals(path, _syntax_tree(path))
+    values = module_literals(path, syntax_tree(path), _TYPES, _FIX, _FIX)
     fmt = values.get("FORMAT")
     if fmt is None:
         raise ExportError(f"{path}: not a learned optimizer export (no FORMAT = "
@@ -99,29 +98,6 @@ def read_optimizer_module(path: str | Path) -> ExportedOptimizer:
                           f"SETTINGS ({problem}); {_FIX}")
     return ExportedOptimizer(path, name, settings, weights, values.get("PROVENANCE", {}),
                              values["WEIGHTS_SHA256"])
-
-
-def _literals(path: Path, tree: ast.Module) -> dict[str, Any]:
-    """The module's top-level assignments to the `_TYPES` names, evaluated as literals only."""
-    values: dict[str, Any] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:  # reformatted by hand
-            target, value = node.target, node.value
-        else:
-            continue
-        if not isinstance(target, ast.Name) or target.id not in _TYPES:
-            continue
-        # a second assignment would make the parsed value differ from what the module checks
-        if target.id in values:
-            raise ExportError(f"{path}: assigns {target.id} twice (line {node.lineno}); {_FIX}")
-        try:
-            values[target.id] = ast.literal_eval(value)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            raise ExportError(f"{path}: {target.id} (line {node.lineno}) is not a plain "
-                              f"literal; {_FIX}") from None
-    return values
 
 
 def _leaves(tree: dict, prefix: str = "") -> dict[str, Any]:

@@ -74,7 +74,7 @@ def read_export(path: str | Path) -> ExportedRule:
     literal, or modified after export (checksum).
     """
     path = Path(path)
-    values = _literals(path, _syntax_tree(path))
+    values = module_literals(path, syntax_tree(path))
     if "FORMAT" not in values:
         raise ExportError(f"{path}: not a metarl export (no FORMAT = {FORMAT!r}); "
                           f"{NOT_AN_EXPORT}")
@@ -95,7 +95,7 @@ def read_export(path: str | Path) -> ExportedRule:
                         values["WEIGHTS_SHA256"], values.get("PROVENANCE", {}))
 
 
-def _syntax_tree(path: Path) -> ast.Module:
+def syntax_tree(path: Path) -> ast.Module:
     if not path.is_file():
         raise ExportError(f"{path}: no such file")
     try:
@@ -109,8 +109,11 @@ def _syntax_tree(path: Path) -> ast.Module:
             "or corrupted: re-export it with `metarl export`") from None
 
 
-def _literals(path: Path, tree: ast.Module) -> dict[str, Any]:
-    """The module's top-level assignments to `LITERALS` names, evaluated as literals only."""
+def module_literals(path: Path, tree: ast.Module, names: Any = LITERALS,
+                    twice: str = "re-export it with `metarl export`",
+                    not_literal: str = NOT_AN_EXPORT) -> dict[str, Any]:
+    """The module's top-level assignments to `names`, evaluated as literals only; `twice` and
+    `not_literal` end the messages for a name assigned twice or to anything but a literal."""
     values: dict[str, Any] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
@@ -119,17 +122,17 @@ def _literals(path: Path, tree: ast.Module) -> dict[str, Any]:
             target, value = node.target, node.value
         else:
             continue
-        if not isinstance(target, ast.Name) or target.id not in LITERALS:
+        if not isinstance(target, ast.Name) or target.id not in names:
             continue
         # a second assignment would make the parsed value differ from what the module checks
         if target.id in values:
             raise ExportError(f"{path}: assigns {target.id} twice (line {node.lineno}); "
-                              "re-export it with `metarl export`")
+                              f"{twice}")
         try:
             values[target.id] = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             raise ExportError(f"{path}: {target.id} (line {node.lineno}) is not a plain "
-                              f"literal; {NOT_AN_EXPORT}") from None
+                              f"literal; {not_literal}") from None
     return values
 
 
