@@ -53,7 +53,7 @@ def _candidates(run_id: str, uri: str, generation: int | None):  # noqa: ANN202
 @click.option("--baselines", default=None, metavar="NAMES",
               help="Comma-separated baselines to compare with, '' for none (default: every "
               "one the search's kind offers: ppo_clip,dpo for learned rules, inner for "
-              "hyperparameters).")
+              "hyperparameters, adam,adamw,sgd_momentum,symbolic for optimizers).")
 @click.option("--final-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Score a run by its mean return over this last fraction of updates "
               "(default: the search's outer.final_fraction).")
