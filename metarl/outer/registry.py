@@ -1,4 +1,4 @@
-"""Outer loops by name: `pes`, `truncated_es`, `meta_gradient`, `random` and every evosax
+"""Outer loops by name: `pbt`, `pes`, `truncated_es`, `meta_gradient`, `random` and every evosax
 algorithm by its evosax name."""
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ def make_outer_loop(name: str, solution: PyTree, **settings: Any) -> OuterLoop:
     from metarl.outer.pes import PES
 
     key = normalise_name(name)
+    if key == "pbt":
+        from metarl.pbt.outer import PBT
+
+        check_settings(name, settings, keyword_names(PBT, skip=("solution",)))
+        return PBT(solution, **settings)
     if key in ("pes", "truncatedes"):
         check_settings(name, settings, keyword_names(PES, skip=("truncated", "solution")))
         return PES(solution, truncated=key == "truncatedes", **settings)

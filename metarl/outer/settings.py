@@ -17,7 +17,8 @@ from metarl.outer.loop import OuterLoopError, keyword_names, normalise_name
 _ALIASES = {"pes": {"sigma_init": "sigma"}, "truncatedes": {"sigma_init": "sigma"}}
 SPEC_FIELDS = ("population_size", "sigma_init", "learning_rate", "antithetic", "optimizer",
                "max_grad_norm", "batch", "params")
-ONLINE = ("pes", "truncatedes", "metagradient")  # loops that carry inner runs across steps
+# loops that carry inner runs across steps
+ONLINE = ("pes", "truncatedes", "metagradient", "pbt")
 
 
 def needs_gradients(name: str) -> bool:
@@ -37,6 +38,10 @@ def allowed_settings(name: str) -> set[str]:
     from metarl.outer.pes import PES
 
     key = normalise_name(name)
+    if key == "pbt":
+        from metarl.pbt.outer import PBT
+
+        return keyword_names(PBT, skip=("solution",))
     if key in ("pes", "truncatedes"):
         return keyword_names(PES, skip=("truncated", "solution"))
     if key == "metagradient":

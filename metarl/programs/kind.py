@@ -4,9 +4,9 @@ a new kind is a subclass registered with `register_kind` (see docs/extending.md)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import numpy as np
@@ -21,6 +21,16 @@ PyTree = Any
 
 class NotSupported(UserError):
     """A command asked a kind for something it does not offer (e.g. a module to export)."""
+
+
+class MemberRun(NamedTuple):
+    """A child run a kind makes of a search's whole history (e.g. one PBT member): a sequence
+    metric becomes a history with steps 0..n-1."""
+
+    name: str
+    params: dict[str, Any]
+    metrics: dict[str, float | Sequence[float]]
+    tags: dict[str, str]
 
 
 class SearchKind:
@@ -91,6 +101,21 @@ class SearchKind:
         """Pictures of the mean at a checkpoint: {artifact path: figure}."""
         return {}
 
+    def loop_settings(self) -> dict[str, Any]:
+        """Settings the kind hands its outer loop, for a loop that takes them (PBT: how to
+        explore the kind's hyperparameters); the runner passes only those the loop takes."""
+        return {}
+
+    def history_artifacts(self, rows: list[dict[str, Any]]) -> dict[str, Figure | str]:
+        """Artifacts made of the whole population table at a checkpoint (rows as in the
+        checkpoint: `generation`, `fitness`, `extra` columns): {path: figure or text}."""
+        return {}
+
+    def member_runs(self, rows: list[dict[str, Any]]) -> list[MemberRun]:
+        """Child runs made of the whole population table, logged once when a search has done
+        all its generations."""
+        return []
+
     # -- what commands do with a result ------------------------------------------------------
     def default_module_name(self) -> str:
         """Where `metarl export` writes without `--output`."""
@@ -114,7 +139,7 @@ class SearchKind:
 
 
 _BUILTIN = {"hparams": "metarl.programs.hparams", "update_rule": "metarl.programs.update_rule",
-            "learned_optimizer": "metarl.programs.learned_optimizer"}
+            "learned_optimizer": "metarl.programs.learned_optimizer", "pbt": "metarl.pbt.kind"}
 _KINDS: dict[str, type[SearchKind]] = {}
 
 

@@ -92,6 +92,8 @@ class Search:
             settings["mesh"] = population_mesh(outer.population_size, max_devices)
         if "sample" in allowed and self.program.sampler() is not None:
             settings["sample"] = self.program.sampler()
+        # what the kind hands a loop that takes it (e.g. how PBT explores its hyperparameters)
+        settings.update({k: v for k, v in self.program.loop_settings().items() if k in allowed})
         return settings
 
     def initial_state(self) -> SearchState:
@@ -347,8 +349,26 @@ class SearchRunner:
         mean = self._host_mean(state)
         for name, fig in self.search.program.figures(mean, gen).items():
             self.tracker.log_figure(fig, name)
+        self._log_history_artifacts()
         self.tracker.flush()
         os.replace(snapshot, folder / "latest.npz")  # only `latest` stays on local disk
+
+    def _log_history_artifacts(self) -> None:
+        """What the kind makes of the whole population table (e.g. a PBT lineage)."""
+        for name, item in self.search.program.history_artifacts(self.population).items():
+            if isinstance(item, str):
+                self.tracker.log_text(item, name)
+            else:
+                self.tracker.log_figure(item, name)
+
+    def _log_member_runs(self, state: SearchState, status: str) -> None:
+        """Child runs the kind makes of the whole population table, logged once, when the
+        last generation is done (a resumed search logs them once, complete)."""
+        if self.tracker is None or status != "FINISHED" \
+                or int(state.generation) < self.spec.outer.generations:
+            return
+        for run in self.search.program.member_runs(self.population):
+            self.tracker.log_trial(run.name, run.params, run.metrics, run.tags)
 
     def _log_params_artifacts(self, state: SearchState) -> None:
         program = self.search.program
@@ -363,6 +383,7 @@ class SearchRunner:
         program = self.search.program
         mean = jax.device_get(self.search.mean(state))
         run_id = "" if self.tracker is None else self.tracker.run_id
+        self._log_member_runs(state, status)
         if self.tracker is not None:
             self.tracker.finish(status)
         if self.progress:
