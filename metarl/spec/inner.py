@@ -8,6 +8,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Tag
 
+from metarl.pbt.spec import PBTInner
 from metarl.ppo.spec import PPOInner
 from metarl.rl2.spec import RL2Inner
 from metarl.rppo.spec import RecurrentPPOInner
@@ -15,6 +16,7 @@ from metarl.supervised.spec import SupervisedInner
 
 INNER_SECTIONS: dict[str, type] = {"ppo": PPOInner, "rppo": RecurrentPPOInner, "rl2": RL2Inner,
                                    "supervised": SupervisedInner}
+INNER_SECTIONS["pbt"] = PBTInner  # PBT over agents of another section (metarl/pbt/spec.py)
 DEFAULT_INNER = "ppo"
 
 
