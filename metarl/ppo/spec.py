@@ -67,7 +67,7 @@ class EnvLoopSection(InnerBase):
         if is_supervised(task.env):
             return (f"is a supervised task family, which {self.loop_name} cannot train on: "
                     "set inner.algorithm = 'supervised', or name an env")
-        return None
+        return super().task_mismatch(task)
 
     def check_task(self, task: Any, where: str) -> None:
         task_env(task, where)

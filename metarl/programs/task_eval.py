@@ -98,8 +98,10 @@ class TaskEval:
         over the stretch's updates of `w * return`, so that the mean over the stretches of a
         whole run is the window's mean return (for one stretch, exactly `final_return`)."""
         n, tail = self.config.num_updates, self.tail
-        runs = runs._replace(hparams=jax.tree.map(
-            lambda x: jnp.broadcast_to(x, (self.seeds,)), hparams))
+        hp = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.seeds,)), hparams)
+        # a loop whose state wraps an agent's (curricula) says where its hyperparameters live
+        with_hparams = getattr(self.loop, "with_hparams", None)
+        runs = with_hparams(runs, hp) if with_hparams else runs._replace(hparams=hp)
         first = runs.update[0]
         runs, metrics = jax.vmap(lambda r: self.loop.step(r, meta_params, updates))(runs)
         index = first + jnp.arange(updates)

@@ -31,7 +31,7 @@ class _RL2Section(RecurrentPPOSection):
         if task.env not in TASK_DISTRIBUTIONS:
             return (f"has no task distribution to draw trials from; RL² trains on "
                     f"{', '.join(TASK_DISTRIBUTIONS)}")
-        return None
+        return super().task_mismatch(task)
 
     def trial_env(self, task: Any, where: str = "tasks") -> TrialEnv:
         env = TrialEnv(task_env(task, where), self.episodes_per_trial)

@@ -70,6 +70,20 @@ class _Collected(NamedTuple):
     hidden: jax.Array  # (B, hidden_size): the carried state for the next rollout
 
 
+class Batch(NamedTuple):
+    """One rollout's data for learning and for scoring what was played (`collect`)."""
+
+    traj: RecurrentTransition  # (T, B) leaves
+    value: jax.Array  # (T, B)
+    reward: jax.Array  # (T, B), bootstrapped at truncations
+    done: jax.Array  # (T, B) float
+    adv: jax.Array  # (T, B) GAE advantages
+    episodes: Any  # `metarl.ppo.advantages.episode_stats` of the rollout
+    perm_bits: jax.Array  # the minibatch shuffles' random bits
+    start_hidden: jax.Array  # (B, hidden_size) the GRU state the rollout started from
+    start_return: jax.Array  # (B,) each env's running episode return at the start
+
+
 class RecurrentPPO:
     """PPO (Schulman et al. 2017) with a GRU actor-critic (Cho et al. 2014) on a batch of
     `config.num_envs` envs, as an inner loop with `metarl.ppo.PPO`'s protocol and arguments.
@@ -124,36 +138,52 @@ class RecurrentPPO:
                ) -> tuple[RecurrentTrainState, dict[str, jax.Array]]:
         """One update: a rollout of `num_steps` carrying the GRU state, GAE, then
         `update_epochs` epochs over minibatches of whole env sequences, each re-run from the
-        state stored at the start of the rollout."""
-        config, hp = self.config, state.hparams
-        tx = self.optimizer(hp, meta_params)
+        state stored at the start of the rollout (`collect`, then `learn`)."""
+        state, batch = self.collect(state)
+        return self.learn(state, batch, meta_params)
+
+    def collect(self, state: RecurrentTrainState) -> tuple[RecurrentTrainState, Batch]:
+        """A rollout with the current policy and its advantages, nothing learned: the state
+        moves on (envs, GRU states, episode returns, key), the weights do not. A curriculum
+        scores levels from the batch, and may play levels without learning from them
+        (robust PLR, Jiang et al. 2021)."""
         key, k_update = jax.random.split(state.key)
         step_keys, noise_bits, perm_bits = self.bits.draw(k_update)
-        stats = state.obs_stats
+        hp = state.hparams
         # acting is data collection: meta-gradients flow through the SGD steps, never through
         # sampled actions or env dynamics (Xu et al. 2018)
         c = self._collect(jax.lax.stop_gradient(state.params), state, step_keys, noise_bits)
         adv = gae(c.value, c.reward, c.done, c.last_value, hp.gamma, hp.gae_lambda)
         episodes = episode_stats(c.traj.reward, c.done, state.episode_return,
                                  state.last_return)
-        data = Sequences(c.traj.obs, c.traj.reset, c.traj.action, c.traj.log_prob, c.value,
-                         adv, adv + c.value)
-        perms = env_permutations(perm_bits, config.update_epochs, config.num_envs)
-        minibatches, hiddens = sequence_minibatches(data, state.hidden, perms,
+        batch = Batch(c.traj, c.value, c.reward, c.done, adv, episodes, perm_bits,
+                      state.hidden, state.episode_return)
+        state = state._replace(env_state=c.carry.env_state, obs=c.carry.obs,
+                               episode_return=episodes.running, last_return=episodes.last,
+                               key=key, hidden=c.hidden, done=c.done[-1] > 0)
+        return state, batch
+
+    def learn(self, state: RecurrentTrainState, batch: Batch, meta_params: PyTree = None
+              ) -> tuple[RecurrentTrainState, dict[str, jax.Array]]:
+        """`update_epochs` epochs of SGD on a collected batch; the update counter advances."""
+        config, hp = self.config, state.hparams
+        tx = self.optimizer(hp, meta_params)
+        traj = batch.traj
+        data = Sequences(traj.obs, traj.reset, traj.action, traj.log_prob, batch.value,
+                         batch.adv, batch.adv + batch.value)
+        perms = env_permutations(batch.perm_bits, config.update_epochs, config.num_envs)
+        minibatches, hiddens = sequence_minibatches(data, batch.start_hidden, perms,
                                                     config.num_minibatches)
         progress = state.update / config.num_updates
+        stats = state.obs_stats
         params, opt_state, aux = self.epochs(state.params, state.opt_state, tx, minibatches,
                                              hiddens, stats, progress, hp, meta_params)
         if config.normalize_obs:
-            stats = update_stats(stats, c.traj.obs)
-        metrics = dict(zip(METRIC_NAMES, (episodes.mean_return, episodes.finished,
+            stats = update_stats(stats, traj.obs)
+        metrics = dict(zip(METRIC_NAMES, (batch.episodes.mean_return, batch.episodes.finished,
                                           *aux.mean(0)), strict=True))
-        done = c.done[-1] > 0
-        return state._replace(params=params, opt_state=opt_state, env_state=c.carry.env_state,
-                              obs=c.carry.obs, obs_stats=stats,
-                              episode_return=episodes.running, last_return=episodes.last,
-                              key=key, update=state.update + 1, hidden=c.hidden,
-                              done=done), metrics
+        return state._replace(params=params, opt_state=opt_state, obs_stats=stats,
+                              update=state.update + 1), metrics
 
     def evaluate(self, state: RecurrentTrainState, num_rollouts: int
                  ) -> tuple[RecurrentTrainState, dict[str, jax.Array]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,8 @@ class InnerBase(Strict):
     settings and is chosen by `algorithm`."""
 
     algorithm: str = Field(description="the inner loop")
+    # whether the loop scores a task on its `eval_levels` (curricula)
+    scores_levels: ClassVar[bool] = False
     seeds: int = Field(1, gt=0, description="inner-loop seeds per candidate and task")
 
     @property
@@ -34,6 +36,9 @@ class InnerBase(Strict):
         """Why this inner loop cannot train on `task` at all (e.g. an RL loop given a
         supervised task), as the end of a sentence naming the task; None if it can. Only
         looks at names: spec validation calls it."""
+        if getattr(task, "eval_levels", None) and not self.scores_levels:
+            return ("has eval_levels, which only a curriculum inner loop scores on (inner."
+                    "algorithm = 'plr')")
         return None
 
     def check_task(self, task: Any, where: str) -> None:

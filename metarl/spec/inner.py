@@ -8,6 +8,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Tag
 
+from metarl.curriculum.spec import PLRInner
 from metarl.pbt.spec import PBTInner
 from metarl.ppo.spec import PPOInner
 from metarl.rl2.spec import RL2Inner
@@ -15,7 +16,7 @@ from metarl.rppo.spec import RecurrentPPOInner
 from metarl.supervised.spec import SupervisedInner
 
 INNER_SECTIONS: dict[str, type] = {"ppo": PPOInner, "rppo": RecurrentPPOInner, "rl2": RL2Inner,
-                                   "supervised": SupervisedInner}
+                                   "supervised": SupervisedInner, "plr": PLRInner}
 INNER_SECTIONS["pbt"] = PBTInner  # PBT over agents of another section (metarl/pbt/spec.py)
 DEFAULT_INNER = "ppo"
 

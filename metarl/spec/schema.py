@@ -49,6 +49,10 @@ class Task(Strict):
         default_factory=dict, description="constructor arguments, e.g. backend = 'positional'")
     return_range: tuple[float, float] | None = Field(
         None, description="[random, target] returns: fitness is (R - random) / (target - random)")
+    eval_levels: list[str] = Field(
+        default_factory=list, description="curricula (inner.algorithm = 'plr'): the levels the "
+        "task is scored on, named (e.g. 'SixteenRooms') or as level text; default: the env's "
+        "default level")
 
     @field_validator("env")
     @classmethod
@@ -73,6 +77,14 @@ class Task(Strict):
     @property
     def label(self) -> str:
         return self.name or self.env.split("/", 1)[-1]
+
+    @model_serializer(mode="wrap")
+    def _without_unused_levels(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a task without eval_levels dumps as before, so stored specs keep their hash
+        data = handler(self)
+        if not self.eval_levels:
+            data.pop("eval_levels", None)
+        return data
 
 
 class TaskSuite(Strict):

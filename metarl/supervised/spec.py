@@ -45,7 +45,7 @@ class SupervisedInner(InnerBase):
         if not is_supervised(task.env):
             return (f"is not a supervised task; the supervised inner loop needs env = "
                     f"'{PREFIX}<family>' with family one of {', '.join(FAMILY_NAMES)}")
-        return None
+        return super().task_mismatch(task)
 
     def check_task(self, task: TaskLike, where: str) -> None:
         """A `UserError` naming `where` if `task` names no valid family member; loads no data."""
