@@ -49,6 +49,7 @@ class CurriculumConfig:
     min_fill: float = 0.5  # no replay before the buffer is this full
     max_edits: int = 8  # ACCEL: edits per edited level
     eval_rollouts: int = 1  # rollouts per evaluation episode window
+    eval_every: int = 0  # updates between evaluations (0: at the end of each `step`)
 
 
 class CurriculumParams(NamedTuple):
@@ -133,8 +134,20 @@ class CurriculumLoop:
 
     def step(self, state: CurriculumState, meta: PyTree = None, num_updates: int = 1
              ) -> tuple[CurriculumState, dict[str, jax.Array]]:
-        """`num_updates` (static) updates, then an evaluation on `eval_levels`: metrics are
-        `(num_updates,)` each, `eval_score` and `eval_per_level` the evaluation's."""
+        """`num_updates` (static) updates, evaluated on `eval_levels` after every
+        `eval_every` of them when that divides `num_updates`, else after the last: metrics
+        are `(num_updates,)` each; `eval_score` and `eval_per_level` hold, at every update,
+        the evaluation that follows it."""
+        every = self.curriculum.eval_every
+        if not every or every >= num_updates or num_updates % every:
+            return self._stretch(state, meta, num_updates)
+        state, metrics = jax.lax.scan(lambda s, _: self._stretch(s, meta, every), state, None,
+                                      length=num_updates // every)
+        return state, jax.tree.map(lambda x: x.reshape(num_updates, *x.shape[2:]), metrics)
+
+    def _stretch(self, state: CurriculumState, meta: PyTree, num_updates: int
+                 ) -> tuple[CurriculumState, dict[str, jax.Array]]:
+        """`num_updates` updates, then one evaluation."""
         state, metrics = jax.lax.scan(lambda s, _: self.update(s, meta), state, None,
                                       length=num_updates)
         key, k_eval = jax.random.split(state.key)

@@ -47,13 +47,16 @@ class _PLRSection(RecurrentPPOSection):
     num_edits: int = Field(5, gt=0, description="accel: edits per edited level")
     edit_rate: float = Field(1.0, ge=0, le=1, description="accel: chance a replay is "
                              "followed by edits")
+    eval_every: int = Field(
+        0, ge=0, description="updates between evaluations on the task's eval_levels (0: "
+        "once, at the end of the run or of each truncation); must divide them to apply")
 
     def curriculum_config(self, env: Env) -> CurriculumConfig:
         episode = getattr(env, "episode_steps", None) or self.num_steps  # type: ignore
         return CurriculumConfig(
             method=self.method, capacity=self.capacity, prioritization=self.prioritization,
             score_function=self.score_function, min_fill=self.min_fill,
-            max_edits=self.num_edits,
+            max_edits=self.num_edits, eval_every=self.eval_every,
             eval_rollouts=math.ceil(episode / self.num_steps))  # type: ignore[attr-defined]
 
     def curriculum_params(self) -> CurriculumParams:

@@ -11,6 +11,7 @@ from pydantic import Field, create_model, model_validator
 
 from metarl.envs import EnvParamError, make, with_params
 from metarl.envs.env import Env
+from metarl.errors import UserError
 from metarl.ppo.config import HParams, PPOConfig
 from metarl.ppo.objectives import Objective, ppo_clip
 from metarl.ppo.optimizer import OptimizerArg
@@ -106,7 +107,10 @@ class _PPOSection(EnvLoopSection):
 def task_env(task: Any, where: str = "tasks") -> Env:
     """The task's env, its `env_params` names checked against the env's parameters (builds
     the env object, computes nothing): a typo fails before anything is compiled."""
-    env = make(task.env, **task.env_kwargs)
+    try:
+        env = make(task.env, **task.env_kwargs)
+    except UserError as err:  # a constructor argument out of range, an unreadable level
+        raise EnvParamError(f"{where}: {err}") from None
     try:
         with_params(env, {k: 0 for k in task.env_params})
     except EnvParamError as err:

@@ -139,7 +139,8 @@ class SearchKind:
 
 
 _BUILTIN = {"hparams": "metarl.programs.hparams", "update_rule": "metarl.programs.update_rule",
-            "learned_optimizer": "metarl.programs.learned_optimizer", "pbt": "metarl.pbt.kind"}
+            "learned_optimizer": "metarl.programs.learned_optimizer", "pbt": "metarl.pbt.kind",
+            "curriculum": "metarl.programs.curriculum"}
 _KINDS: dict[str, type[SearchKind]] = {}
 
 
