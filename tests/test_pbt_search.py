@@ -1,0 +1,121 @@
+"""The `pbt` search kind through the real runner: members as child runs with their schedules,
+the lineage as artifacts, a search stopped and resumed ends bit for bit where an uninterrupted
+one does (lineage included), the best schedule exports as a module that replays it; and PBT
+as the inner loop of another kind (an update-rule search with PBT-tuned agents)."""
+
+import ast
+import importlib.util
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from metarl.cli import main
+from metarl.programs.runner import Search, resume_search, run_search
+from metarl.spec import load_spec_data
+
+INNER = {"num_envs": 4, "num_steps": 32, "update_epochs": 1, "num_minibatches": 2,
+         "hidden_sizes": [8]}
+SPEC = {
+    "name": "pbt_tiny", "kind": "pbt", "seed": 3,
+    "tasks": {"train": [{"env": "gymnax/CartPole-v1", "timesteps": 1024,
+                         "return_range": [22.0, 500.0]}]},
+    "inner": INNER,
+    "outer": {"population_size": 4, "generations": 4, "truncations": 4},
+    "pbt": {"search_space": {"lr": {"low": 1e-4, "high": 1e-2, "log": True},
+                             "gamma": {"low": 0.9, "high": 0.999}},
+            "resample_probability": 0.5},
+    "tracking": {"checkpoint_every": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One whole search and one stopped after 2 of 4 intervals then resumed, same compiled
+    step; the working folder holds both runs' checkpoints."""
+    work = tmp_path_factory.mktemp("pbt")
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    search = Search(load_spec_data(json.loads(json.dumps(SPEC)), "pbt_tiny"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        whole = run_search(search.spec, uri, "# pbt\n", search=search)
+        first = run_search(search.spec, uri, "# pbt\n", stop_after=2, search=search)
+        resumed = resume_search(first.run_id, uri, search=search)
+    return work, uri, whole, first, resumed
+
+
+def test_resumed_pbt_equals_uninterrupted_lineage_included(finished):
+    _, uri, whole, first, resumed = finished
+    assert whole.status == "FINISHED" and first.status == "KILLED"
+    assert resumed.generations == 4 and resumed.history == whole.history
+    for a, b in zip(jax.tree.leaves(resumed.mean_params), jax.tree.leaves(whole.mean_params),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    client = MlflowClient(uri)
+    lineages = [json.loads(Path(client.download_artifacts(r.run_id, "lineage.json")).read_text())
+                for r in (whole, resumed)]
+    assert lineages[0] == lineages[1] and lineages[0]["intervals"] == 4
+    assert lineages[0]["copies"], "no member copied another in 3 exploit steps"
+
+
+def test_every_member_is_a_child_run_with_its_schedule(finished):
+    _, uri, whole, _, _ = finished
+    client = MlflowClient(uri)
+    run = client.get_run(whole.run_id)
+    children = client.search_runs([run.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{whole.run_id}'")
+    members = sorted((c for c in children if c.data.tags["metarl.trial"] == "pbt-member"),
+                     key=lambda c: c.info.run_name)
+    assert [c.info.run_name for c in members] == [f"member-{m:03d}" for m in range(4)]
+    for child in members:
+        lr = [m.value for m in client.get_metric_history(child.info.run_id, "hp/lr")]
+        assert len(lr) == 4 and all(1e-4 * (1 - 1e-6) <= v <= 1e-2 * (1 + 1e-6) for v in lr)
+        assert float(child.data.params["lr"]) == pytest.approx(lr[-1], rel=1e-5)
+        for name in ("fitness", "return/CartPole-v1", "copied_from", "hp/gamma"):
+            assert len(client.get_metric_history(child.info.run_id, name)) == 4
+    names = {a.path for a in client.list_artifacts(whole.run_id)}
+    assert {"lineage.json", "lineage.png", "population.csv"} <= names
+
+
+def test_export_writes_the_best_schedule_as_a_module_that_replays_it(finished, monkeypatch):
+    work, uri, whole, _, _ = finished
+    monkeypatch.chdir(work)
+    out = work / "schedule.py"
+    result = CliRunner().invoke(main, ["export", whole.run_id, "--output", str(out),
+                                       "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    tree = ast.parse(out.read_text())
+    literals = {t.targets[0].id: ast.literal_eval(t.value) for t in tree.body
+                if isinstance(t, ast.Assign)}
+    assert literals["INTERVALS"] == 4
+    assert literals["SCHEDULE"] == whole.mean["schedule"]
+    module_spec = importlib.util.spec_from_file_location("schedule", out)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)  # our own file, written just now
+    assert module.hparams_at(3)["lr"] == whole.mean["schedule"]["lr"][3]
+    state, curve = module.train(seed=0)
+    assert curve.shape == (8,) and int(state.update) == 8
+    np.testing.assert_allclose(float(state.hparams.lr), whole.mean["schedule"]["lr"][3],
+                               rtol=1e-6)
+
+
+def test_pbt_as_the_inner_loop_of_an_update_rule_search(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = {
+        "name": "lpo_pbt", "kind": "update_rule", "seed": 1,
+        "tasks": {"train": [{"env": "gymnax/CartPole-v1", "timesteps": 256,
+                             "return_range": [22.0, 500.0]}]},
+        "inner": {"algorithm": "pbt", "population": 2, "interval": 1, "quantile": 0.5,
+                  "agent": {"algorithm": "ppo", **INNER},
+                  "search_space": {"lr": {"low": 1e-4, "high": 1e-2, "log": True}}},
+        "outer": {"algorithm": "open_es", "population_size": 2, "generations": 1},
+    }
+    search = Search(load_spec_data(spec, "lpo_pbt"))
+    loop = search.program.suite.tasks[0].loop
+    assert type(loop).__name__ == "PopulationLoop" and loop.population == 2
+    state, out = search.step(search.initial_state())
+    assert int(state.generation) == 1 and np.all(np.isfinite(np.asarray(out.fitness)))
