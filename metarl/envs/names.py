@@ -3,13 +3,15 @@
 against the libraries' own lists."""
 
 # metarl's own envs, registered as `metarl/<name>`: the RL² task distributions
-# (docs/meta-rl-tasks.md). Each maps to (module under metarl.envs, class name).
+# (docs/meta-rl-tasks.md) and the maze of PLR/ACCEL curricula (docs/mazes.md). Each maps to
+# (module under metarl.envs, class name).
 METARL_ENVS = {
     "BernoulliBandit": ("bandit", "BernoulliBandit"),
     "TabularMDP": ("tabular_mdp", "TabularMDP"),
     "GoalGrid": ("goal_grid", "GoalGrid"),
     "BraxGoalVelocity": ("brax_goal", "BraxGoalVelocity"),
     "BraxGoalDirection": ("brax_goal", "BraxGoalDirection"),
+    "Maze": ("maze", "Maze"),
 }
 
 # gymnax ids we expose. MNISTBandit needs a data download at construction time, which a
