@@ -390,6 +390,18 @@ def test_registry_builds_the_maze_with_a_named_level():
     assert "size=9" in repr(small)
 
 
+def test_curriculum_hooks_on_the_env():
+    """What a curriculum loop reads off the env: solves, named levels, pictures."""
+    env = Maze(size=9, n_walls=10)
+    assert env.solved(jnp.array([0.0, 0.55])).tolist() == [False, True]
+    level = env.named_level("Spiral9", "tasks.train[0].eval_levels[0]")
+    assert level.wall_map.shape == (9, 9)
+    with pytest.raises(UserError, match=r"^tasks.train\[0\].eval_levels\[1\]: unknown named"):
+        env.named_level("Spiral", "tasks.train[0].eval_levels[1]")
+    batch = jax.tree.map(lambda *x: jnp.stack(x), level, level)
+    assert len(env.render_levels(batch, ["a", "b"]).axes) == 2
+
+
 def test_pictures():
     levels = [level_from_name_or_text(n, 13, WHERE) for n in ("SixteenRooms", "Spiral9")]
     image = level_image(levels[0], tile=8)

@@ -26,6 +26,7 @@ type. Docs: docs/mazes.md.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -45,6 +46,9 @@ from metarl.envs.maze_levels import (
 )
 from metarl.envs.registry import EnvParamError
 from metarl.envs.spaces import Box, Discrete, Space
+
+if TYPE_CHECKING:  # matplotlib loads when a picture is drawn
+    from matplotlib.figure import Figure
 
 # jaxued's Actions enum has 7 members (minigrid's pickup, drop, toggle, done too); in its maze
 # only the first three do anything, so the action space is those three
@@ -158,6 +162,23 @@ class Maze:
         """`wall_count` (every wall cell of the grid, padding included), `shortest_path`
         (4-neighbour moves from agent to goal, -1 if unreachable) and `solvable`."""
         return maze_paths.level_stats(level)
+
+    @staticmethod
+    def solved(reward: jax.Array) -> jax.Array:
+        """Whether a step's reward ends an episode with a solve (`reward > 0`, see the
+        module-level `solved`); curriculum loops score solve rates with it."""
+        return solved(reward)
+
+    def named_level(self, value: str, where: str) -> MazeLevel:
+        """A named maze or maze text as a level of this env's size; a `MazeLevelError`
+        naming `where` if it cannot be used (e.g. a task's `eval_levels[0]`)."""
+        return level_from_name_or_text(value, self.size, where)
+
+    def render_levels(self, levels: MazeLevel, titles: list[str] | None = None) -> Figure:
+        """A matplotlib figure of the levels (`metarl.envs.maze_render.render_levels`)."""
+        from metarl.envs.maze_render import render_levels
+
+        return render_levels(levels, titles)
 
     def _obs(self, state: MazeState) -> jax.Array:
         image = self._maze.get_obs(state).image[..., 0].reshape(-1)
