@@ -146,3 +146,72 @@ def test_pbt_beats_a_fixed_bad_learning_rate(population):
         pbt.append(np.mean(curve[-8:]))
         fixed.append(float(np.asarray(bad(jax.random.PRNGKey(seed)))[-8:].mean()))
     assert min(pbt) > max(fixed) + 10, (pbt, fixed)
+
+
+# -- bad input: one line, exit 2, no traceback ------------------------------------------------
+BASE_SPEC = """
+name = "bad"
+kind = "pbt"
+[[tasks.train]]
+env = "gymnax/CartPole-v1"
+timesteps = 1024
+[inner]
+num_envs = 4
+num_steps = 32
+[outer]
+population_size = 4
+truncations = 4
+generations = 4
+[pbt.search_space]
+lr = { low = 1e-4, high = 1e-2, log = true }
+"""
+INNER_SPEC = """
+name = "bad_inner"
+kind = "update_rule"
+[[tasks.train]]
+env = "gymnax/CartPole-v1"
+timesteps = 1024
+[inner]
+algorithm = "pbt"
+population = 4
+[inner.agent]
+num_envs = 4
+num_steps = 32
+[inner.search_space]
+lr = { low = 1e-4, high = 1e-2, log = true }
+"""
+BAD = {
+    "quantile leaves no one": (BASE_SPEC, ["pbt.quantile=0.2"], "no one would copy anyone"),
+    "quantile over half": (BASE_SPEC, ["pbt.quantile=0.75"], "pbt.quantile"),
+    "population of 1": (BASE_SPEC, ["outer.population_size=1"], "outer.population_size"),
+    "inner population of 1": (INNER_SPEC, ["inner.population=1"],
+                              "PBT needs a population of at least 2"),
+    "factor 0": (BASE_SPEC, ["pbt.factors=[0.8, 0.0]"], "perturbation factors must be > 0"),
+    "negative factor": (INNER_SPEC, ["inner.factors=[-1.2]"], "perturbation factors must be"),
+    "unknown hyperparameter": (BASE_SPEC, ["pbt.search_space.momentum={low=0.1, high=0.9}"],
+                               "'ppo' does not have"),
+    "inner unknown hyperparameter": (INNER_SPEC, ["inner.search_space.tau={low=0.1, high=1}"],
+                                     "'ppo' does not have"),
+    "another outer loop": (BASE_SPEC, ["outer.algorithm='open_es'"], "outer.algorithm = 'pbt'"),
+    "more generations than intervals": (BASE_SPEC, ["outer.generations=8"],
+                                        "trains its population once"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_pbt_input_gets_one_line_and_exit_2(case, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from metarl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    text, overrides, needle = BAD[case]
+    (tmp_path / "spec.toml").write_text(text)
+    args = ["search", "run", "spec.toml", "--dry-run"]
+    for o in overrides:
+        args += ["--set", o]
+    result = CliRunner().invoke(main, args, env={"COLUMNS": "200"})
+    out = result.output
+    assert result.exit_code == 2, out
+    assert needle in out, out
+    assert "Traceback" not in out and len(out.strip().splitlines()) == 1, out

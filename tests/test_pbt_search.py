@@ -1,7 +1,7 @@
 """The `pbt` search kind through the real runner: members as child runs with their schedules,
 the lineage as artifacts, a search stopped and resumed ends bit for bit where an uninterrupted
 one does (lineage included), the best schedule exports as a module that replays it; and PBT
-as the inner loop of another kind (an update-rule search with PBT-tuned agents)."""
+as the inner loop of another kind (an hparams search with PBT-tuned agents)."""
 
 import ast
 import importlib.util
@@ -29,7 +29,7 @@ SPEC = {
     "pbt": {"search_space": {"lr": {"low": 1e-4, "high": 1e-2, "log": True},
                              "gamma": {"low": 0.9, "high": 0.999}},
             "resample_probability": 0.5},
-    "tracking": {"checkpoint_every": 1},
+    "tracking": {"checkpoint_every": 2},
 }
 
 
@@ -103,18 +103,21 @@ def test_export_writes_the_best_schedule_as_a_module_that_replays_it(finished, m
                                rtol=1e-6)
 
 
-def test_pbt_as_the_inner_loop_of_an_update_rule_search(tmp_path, monkeypatch):
+def test_pbt_as_the_inner_loop_of_another_search(tmp_path, monkeypatch):
+    """An hparams search over the value-loss weight whose every candidate trains a PBT
+    population tuning its learning rate (any kind trains through the same inner loops)."""
     monkeypatch.chdir(tmp_path)
     spec = {
-        "name": "lpo_pbt", "kind": "update_rule", "seed": 1,
+        "name": "hp_pbt", "kind": "hparams", "seed": 1,
         "tasks": {"train": [{"env": "gymnax/CartPole-v1", "timesteps": 256,
                              "return_range": [22.0, 500.0]}]},
         "inner": {"algorithm": "pbt", "population": 2, "interval": 1, "quantile": 0.5,
                   "agent": {"algorithm": "ppo", **INNER},
                   "search_space": {"lr": {"low": 1e-4, "high": 1e-2, "log": True}}},
-        "outer": {"algorithm": "open_es", "population_size": 2, "generations": 1},
+        "outer": {"algorithm": "random", "population_size": 2, "generations": 1},
+        "search_space": {"vf_coef": {"low": 0.1, "high": 1.0}},
     }
-    search = Search(load_spec_data(spec, "lpo_pbt"))
+    search = Search(load_spec_data(spec, "hp_pbt"))
     loop = search.program.suite.tasks[0].loop
     assert type(loop).__name__ == "PopulationLoop" and loop.population == 2
     state, out = search.step(search.initial_state())

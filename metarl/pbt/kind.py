@@ -63,6 +63,9 @@ class PBTSpec(SearchSpec):
                 f"outer.generations = {outer.generations} is more than the "
                 f"outer.truncations = {outer.truncations} intervals of one training run: a "
                 "pbt search trains its population once, one interval per generation")
+        if self.inner.algorithm == "pbt":
+            raise ValueError("kind 'pbt' trains its own population: give it the agents' inner "
+                             "loop (inner.algorithm = 'ppo', 'rppo' or 'rl2'), not 'pbt'")
         fields = getattr(self.inner.hparams(), "_fields", ())
         self.pbt.check_names(fields, "pbt.search_space", self.inner.algorithm)
         self.pbt.check_population(outer.population_size, "outer.population_size")
