@@ -43,6 +43,7 @@ def test_robust_plr_learns_from_replays_only(cartpole_robust):
         assert _changed(before.agent.params, after.agent.params) == r
         assert float(m["learned"]) == float(r)
         assert int(after.agent.update) == int(before.agent.update) + r
+        assert int(after.update) == int(before.update) + 1
 
 
 def test_buffer_fills_then_replays(cartpole_robust):

@@ -74,10 +74,8 @@ class CurriculumState(NamedTuple):
     sampler: buffer.SamplerState
     key: jax.Array
     last_eval: jax.Array  # (eval levels,) the latest evaluation's per-level score
-
-    @property
-    def update(self) -> jax.Array:
-        return self.agent.update
+    # updates played, learned from or not (the agent's own counter counts learning only)
+    update: jax.Array
 
     @property
     def hparams(self) -> HParams:
@@ -116,7 +114,7 @@ class CurriculumLoop:
         template = jax.tree.map(lambda x: x[0], levels)
         n_eval = jax.tree.leaves(self.eval_levels)[0].shape[0]
         return CurriculumState(agent, buffer.init(template, self.curriculum.capacity), key,
-                               jnp.zeros(n_eval, jnp.float32))
+                               jnp.zeros(n_eval, jnp.float32), jnp.zeros((), jnp.int32))
 
     def update(self, state: CurriculumState, meta: PyTree = None
                ) -> tuple[CurriculumState, dict[str, jax.Array]]:
@@ -130,7 +128,8 @@ class CurriculumLoop:
             agent, sampler, metrics = jax.lax.cond(
                 replay, self._replay, self._fresh, state, params, scorer, agent_meta, k_step)
         metrics = {**metrics, "replayed": replay.astype(jnp.float32)}
-        return state._replace(agent=agent, sampler=buffer.tick(sampler), key=key), metrics
+        return state._replace(agent=agent, sampler=buffer.tick(sampler), key=key,
+                              update=state.update + 1), metrics
 
     def step(self, state: CurriculumState, meta: PyTree = None, num_updates: int = 1
              ) -> tuple[CurriculumState, dict[str, jax.Array]]:

@@ -17,8 +17,9 @@ from metarl.rppo.config import RecurrentPPOConfig
 from metarl.rppo.spec import RECURRENT_BOUNDS, RecurrentPPOSection
 from metarl.rppo.train import RecurrentPPO
 
-# envs whose params are a task with a distribution to draw from (`sample_params`)
-TASK_DISTRIBUTIONS = tuple(f"metarl/{name}" for name in METARL_ENVS)
+# envs whose params are a task with a distribution to draw from (`sample_params`); the maze's
+# params are levels for curricula, whose episodes end early at the goal, not fixed-length trials
+TASK_DISTRIBUTIONS = tuple(f"metarl/{name}" for name in METARL_ENVS if name != "Maze")
 
 
 class _RL2Section(RecurrentPPOSection):
