@@ -1,0 +1,158 @@
+"""Does PBT beat random search for the same env steps, and what does exploit/explore cost?
+
+For each task, with the same prior over five PPO hyperparameters (lr, ent_coef, clip_eps,
+gamma, gae_lambda) and the same population of P members each trained for the task's budget:
+
+* PBT (kind `pbt`, Jaderberg et al. 2017): one run per member cut into 10 intervals, the
+  bottom quarter copying the top quarter and perturbing (x0.8 / x1.2, or resampling with
+  probability 0.25) after each interval. Score: the best member's mean return over the last
+  interval (the last 10% of updates).
+* Random search (kind `hparams`, outer `random`): P configurations drawn from the prior, each
+  trained for the same budget. Score: the best configuration's mean return over the last 10%
+  of updates. Same total env steps, same selection (best of the population on its own runs).
+
+Every figure is measured in this run, over `--seeds` independent repetitions (different
+spec seeds): mean, bootstrap 95% CI, and the paired difference PBT - best random with its
+CI. The overhead of the exploit/explore step is the wall time of a compiled PBT step (one
+interval of every member, then exploit/explore) over that of the same compiled interval
+without it, timed alternately on the same state.
+
+    python benchmarks/pbt_quality.py                    # three tasks, ~10-15 min on 2 cores
+    python benchmarks/pbt_quality.py --tasks cartpole --seeds 2 --scale 0.25   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import numpy as np
+
+from metarl.outer.search_step import SearchState, init_search_state
+from metarl.programs.runner import Search
+from metarl.spec import load_spec_data
+
+SPACE = {"lr": {"low": 1e-5, "high": 1e-2, "log": True},
+         "ent_coef": {"low": 0.0, "high": 0.05}, "clip_eps": {"low": 0.05, "high": 0.4},
+         "gamma": {"low": 0.95, "high": 0.999}, "gae_lambda": {"low": 0.8, "high": 1.0}}
+INNER = {"num_envs": 8, "num_steps": 64, "update_epochs": 4, "num_minibatches": 4,
+         "hidden_sizes": [64, 64]}
+# env, per-member budget (env steps, a multiple of 10 updates of 512 steps), return range
+TASKS = {"cartpole": ("gymnax/CartPole-v1", 128_000, (22.0, 500.0)),
+         "acrobot": ("gymnax/Acrobot-v1", 128_000, (-500.0, -80.0)),
+         "breakout": ("gymnax/Breakout-MinAtar", 256_000, (0.5, 60.0))}
+INTERVALS = 10
+POPULATION = 8
+
+
+def task_spec(env: str, steps: int, rr: tuple[float, float]) -> dict:
+    return {"env": env, "timesteps": steps, "return_range": list(rr)}
+
+
+def pbt_search(task: dict, seed: int) -> Search:
+    return Search(load_spec_data({
+        "name": "pbt_quality", "kind": "pbt", "seed": seed, "tasks": {"train": [task]},
+        "inner": INNER, "outer": {"population_size": POPULATION, "truncations": INTERVALS,
+                                  "generations": INTERVALS},
+        "pbt": {"search_space": SPACE}}, "pbt_quality"))
+
+
+def random_search(task: dict, seed: int) -> Search:
+    return Search(load_spec_data({
+        "name": "random_quality", "kind": "hparams", "seed": seed, "tasks": {"train": [task]},
+        "inner": INNER, "outer": {"algorithm": "random", "population_size": POPULATION,
+                                  "generations": 1, "final_fraction": 1 / INTERVALS},
+        "search_space": SPACE}, "random_quality"))
+
+
+def seeded(search: Search, seed: int) -> SearchState:
+    """The search's initial state for `seed`: the compiled step serves every seed."""
+    return init_search_state(search.loop, jax.random.PRNGKey(seed),
+                             search.program.initial_mean(), search.problem)
+
+
+def run_pbt(search: Search, seed: int) -> tuple[float, float]:
+    """Best member's raw return over the last interval, and the wall time of the run."""
+    state = seeded(search, seed)
+    t0 = time.perf_counter()
+    for _ in range(INTERVALS):
+        state, out = search.step(state)
+    returns = np.asarray(jax.device_get(out.info))[:, 0]
+    return float(np.nanmax(returns)), time.perf_counter() - t0
+
+
+def run_random(search: Search, seed: int) -> tuple[float, float]:
+    state = seeded(search, seed)
+    t0 = time.perf_counter()
+    state, out = search.step(state)
+    returns = np.asarray(jax.device_get(out.info))[:, 0]
+    return float(np.nanmax(returns)), time.perf_counter() - t0
+
+
+def overhead(search: Search, reps: int) -> float:
+    """Wall time of a PBT step over that of the same interval without exploit/explore, - 1.
+    Both compiled before timing, alternated, medians compared."""
+    loop, problem = search.loop, search.problem
+    state = search.initial_state()
+    key = jax.random.PRNGKey(0)
+    plain = jax.jit(lambda s: loop._unroll(problem, s.loop.members, s.loop.runs, key))
+    full = search.step
+    jax.block_until_ready(plain(state))
+    jax.block_until_ready(full(state))
+    times: dict[str, list[float]] = {"plain": [], "full": []}
+    for _ in range(reps):
+        for name, fn in (("plain", plain), ("full", full)):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(state))
+            times[name].append(time.perf_counter() - t0)
+    return float(np.median(times["full"]) / np.median(times["plain"]) - 1)
+
+
+def mean_ci(x: np.ndarray, reps: int = 5000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean and a percentile bootstrap 95% CI over repetitions."""
+    rng = np.random.default_rng(seed)
+    means = rng.choice(x, (reps, len(x))).mean(1)
+    return float(x.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="cartpole,acrobot,breakout")
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--scale", type=float, default=1.0, help="budget multiplier")
+    parser.add_argument("--timing-reps", type=int, default=7)
+    args = parser.parse_args()
+    print(f"population {POPULATION}, {INTERVALS} intervals, {args.seeds} seeds, devices "
+          f"{jax.device_count()}")
+    for name in args.tasks.split(","):
+        env, steps, rr = TASKS[name]
+        unit = INNER["num_envs"] * INNER["num_steps"] * INTERVALS
+        steps = max(unit, int(steps * args.scale) // unit * unit)
+        task = task_spec(env, steps, rr)
+        pbt, rnd, t_pbt, t_rnd = [], [], [], []
+        searches = pbt_search(task, 0), random_search(task, 0)
+        for search in searches:
+            search.compile(search.initial_state())
+        for seed in range(args.seeds):
+            p, tp = run_pbt(searches[0], seed)
+            r, tr = run_random(searches[1], seed)
+            pbt.append(p), rnd.append(r), t_pbt.append(tp), t_rnd.append(tr)
+            print(f"  {name} seed {seed}: pbt {p:8.2f}  best random {r:8.2f}  "
+                  f"({tp:.1f} s / {tr:.1f} s)", flush=True)
+        pbt_a, rnd_a = np.array(pbt), np.array(rnd)
+        m, lo, hi = mean_ci(pbt_a)
+        mr, lor, hir = mean_ci(rnd_a)
+        d, dlo, dhi = mean_ci(pbt_a - rnd_a)
+        cost = overhead(searches[0], args.timing_reps)
+        total = POPULATION * steps
+        print(f"{name} ({env}, {steps:,} steps per member, {total:,} per method): "
+              f"PBT {m:.2f} [{lo:.2f}, {hi:.2f}]  best random {mr:.2f} [{lor:.2f}, {hir:.2f}]"
+              f"  PBT - random {d:+.2f} [{dlo:+.2f}, {dhi:+.2f}]  PBT >= random in "
+              f"{int(np.sum(pbt_a >= rnd_a))}/{len(pbt_a)} seeds; exploit/explore overhead "
+              f"{100 * cost:+.2f}% of an interval; wall pbt {np.mean(t_pbt):.1f} s, random "
+              f"{np.mean(t_rnd):.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
