@@ -62,15 +62,22 @@ def test_resumed_pbt_equals_uninterrupted_lineage_included(finished):
     assert lineages[0]["copies"], "no member copied another in 3 exploit steps"
 
 
-def test_every_member_is_a_child_run_with_its_schedule(finished):
-    _, uri, whole, _, _ = finished
-    client = MlflowClient(uri)
-    run = client.get_run(whole.run_id)
+def _members(client, run_id):
+    run = client.get_run(run_id)
     children = client.search_runs([run.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{whole.run_id}'")
-    members = sorted((c for c in children if c.data.tags["metarl.trial"] == "pbt-member"),
-                     key=lambda c: c.info.run_name)
+                                  f"tags.mlflow.parentRunId = '{run_id}'")
+    return sorted((c for c in children if c.data.tags["metarl.trial"] == "pbt-member"),
+                  key=lambda c: c.info.run_name)
+
+
+def test_every_member_is_a_child_run_with_its_schedule(finished):
+    _, uri, whole, _, resumed = finished
+    client = MlflowClient(uri)
+    members = _members(client, whole.run_id)
     assert [c.info.run_name for c in members] == [f"member-{m:03d}" for m in range(4)]
+    # the stopped-and-resumed search logs its members once, at its real end
+    assert [c.info.run_name for c in _members(client, resumed.run_id)] == [
+        c.info.run_name for c in members]
     for child in members:
         lr = [m.value for m in client.get_metric_history(child.info.run_id, "hp/lr")]
         assert len(lr) == 4 and all(1e-4 * (1 - 1e-6) <= v <= 1e-2 * (1 + 1e-6) for v in lr)

@@ -350,6 +350,8 @@ class SearchRunner:
         for name, fig in self.search.program.figures(mean, gen).items():
             self.tracker.log_figure(fig, name)
         self._log_history_artifacts()
+        if gen >= self.spec.outer.generations:
+            self._log_member_runs()
         self.tracker.flush()
         os.replace(snapshot, folder / "latest.npz")  # only `latest` stays on local disk
 
@@ -361,12 +363,10 @@ class SearchRunner:
             else:
                 self.tracker.log_figure(item, name)
 
-    def _log_member_runs(self, state: SearchState, status: str) -> None:
-        """Child runs the kind makes of the whole population table, logged once, when the
-        last generation is done (a resumed search logs them once, complete)."""
-        if self.tracker is None or status != "FINISHED" \
-                or int(state.generation) < self.spec.outer.generations:
-            return
+    def _log_member_runs(self) -> None:
+        """Child runs the kind makes of the whole population table: with the last
+        generation's checkpoint, so they are logged once, complete, and (like every record
+        of a generation) again only if that checkpoint never became `latest`."""
         for run in self.search.program.member_runs(self.population):
             self.tracker.log_trial(run.name, run.params, run.metrics, run.tags)
 
@@ -383,7 +383,6 @@ class SearchRunner:
         program = self.search.program
         mean = jax.device_get(self.search.mean(state))
         run_id = "" if self.tracker is None else self.tracker.run_id
-        self._log_member_runs(state, status)
         if self.tracker is not None:
             self.tracker.finish(status)
         if self.progress:
