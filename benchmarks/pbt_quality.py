@@ -19,6 +19,7 @@ without it, timed alternately on the same state.
 
     python benchmarks/pbt_quality.py                    # three tasks, ~10-15 min on 2 cores
     python benchmarks/pbt_quality.py --tasks cartpole --seeds 2 --scale 0.25   # smoke run
+    python benchmarks/pbt_quality.py --explore pb2      # PB2's explore step instead
 """
 
 from __future__ import annotations
@@ -50,12 +51,12 @@ def task_spec(env: str, steps: int, rr: tuple[float, float]) -> dict:
     return {"env": env, "timesteps": steps, "return_range": list(rr)}
 
 
-def pbt_search(task: dict, seed: int) -> Search:
+def pbt_search(task: dict, seed: int, explore: str = "perturb") -> Search:
     return Search(load_spec_data({
         "name": "pbt_quality", "kind": "pbt", "seed": seed, "tasks": {"train": [task]},
         "inner": INNER, "outer": {"population_size": POPULATION, "truncations": INTERVALS,
                                   "generations": INTERVALS},
-        "pbt": {"search_space": SPACE}}, "pbt_quality"))
+        "pbt": {"search_space": SPACE, "explore": explore}}, "pbt_quality"))
 
 
 def random_search(task: dict, seed: int) -> Search:
@@ -122,16 +123,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--scale", type=float, default=1.0, help="budget multiplier")
     parser.add_argument("--timing-reps", type=int, default=7)
+    parser.add_argument("--explore", choices=["perturb", "pb2"], default="perturb")
     args = parser.parse_args()
-    print(f"population {POPULATION}, {INTERVALS} intervals, {args.seeds} seeds, devices "
-          f"{jax.device_count()}")
+    print(f"population {POPULATION}, {INTERVALS} intervals, {args.seeds} seeds, explore "
+          f"{args.explore}, devices {jax.device_count()}")
     for name in args.tasks.split(","):
         env, steps, rr = TASKS[name]
         unit = INNER["num_envs"] * INNER["num_steps"] * INTERVALS
         steps = max(unit, int(steps * args.scale) // unit * unit)
         task = task_spec(env, steps, rr)
         pbt, rnd, t_pbt, t_rnd = [], [], [], []
-        searches = pbt_search(task, 0), random_search(task, 0)
+        searches = pbt_search(task, 0, args.explore), random_search(task, 0)
         for search in searches:
             search.compile(search.initial_state())
         for seed in range(args.seeds):
