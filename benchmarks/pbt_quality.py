@@ -13,9 +13,11 @@ gamma, gae_lambda) and the same population of P members each trained for the tas
 
 Every figure is measured in this run, over `--seeds` independent repetitions (different
 spec seeds): mean, bootstrap 95% CI, and the paired difference PBT - best random with its
-CI. The overhead of the exploit/explore step is the wall time of a compiled PBT step (one
-interval of every member, then exploit/explore) over that of the same compiled interval
-without it, timed alternately on the same state.
+CI. With `--replay-seeds R`, each method's winner (PBT: the best member's schedule; random:
+the best configuration) is also re-trained on R fresh seeds, which removes the optimism of
+picking the best of a population on its own runs. The overhead of the exploit/explore step
+is the wall time of a compiled PBT step (one interval of every member, then exploit/explore)
+over that of the same compiled interval without it, timed alternately on the same state.
 
     python benchmarks/pbt_quality.py                    # three tasks, ~10-15 min on 2 cores
     python benchmarks/pbt_quality.py --tasks cartpole --seeds 2 --scale 0.25   # smoke run
@@ -28,6 +30,7 @@ import argparse
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from metarl.outer.search_step import SearchState, init_search_state
@@ -73,22 +76,55 @@ def seeded(search: Search, seed: int) -> SearchState:
                              search.program.initial_mean(), search.problem)
 
 
-def run_pbt(search: Search, seed: int) -> tuple[float, float]:
-    """Best member's raw return over the last interval, and the wall time of the run."""
+def run_pbt(search: Search, seed: int) -> tuple[float, float, np.ndarray]:
+    """Best member's raw return over the last interval, the wall time of the run, and the
+    best member's schedule (`(intervals, D)` values in `SPACE`'s sorted order)."""
     state = seeded(search, seed)
     t0 = time.perf_counter()
     for _ in range(INTERVALS):
         state, out = search.step(state)
     returns = np.asarray(jax.device_get(out.info))[:, 0]
-    return float(np.nanmax(returns)), time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    best = jax.device_get(search.mean(state))
+    return float(np.nanmax(returns)), wall, search.program.space.value(best.schedule, np)
 
 
-def run_random(search: Search, seed: int) -> tuple[float, float]:
+def run_random(search: Search, seed: int) -> tuple[float, float, np.ndarray]:
+    """The same for random search; its best configuration as a constant schedule."""
     state = seeded(search, seed)
     t0 = time.perf_counter()
     state, out = search.step(state)
-    returns = np.asarray(jax.device_get(out.info))[:, 0]
-    return float(np.nanmax(returns)), time.perf_counter() - t0
+    out = jax.device_get(out)
+    returns = np.asarray(out.info)[:, 0]
+    wall = time.perf_counter() - t0
+    i = int(np.nanargmax(returns))
+    hp = search.program.describe(jax.tree.map(lambda x: x[i], out.population))
+    row = np.array([hp[n] for n in sorted(SPACE)], np.float32)
+    return float(returns[i]), wall, np.tile(row, (INTERVALS, 1))
+
+
+def make_replay(search: Search):
+    """`replay(keys, schedule) -> (seeds,)` final returns: fresh runs of the task's PPO with
+    a schedule's values set before each interval (a constant schedule for a fixed
+    configuration), scored over the last interval: the winners of both methods re-measured
+    on seeds neither was selected on. Compiled once for both."""
+    program = search.program
+    loop = program.suite.tasks[0].loop
+    names, base = program.space.names, program.base.as_arrays()
+    per = loop.config.num_updates // INTERVALS
+
+    def one(key: jax.Array, values: jax.Array) -> jax.Array:
+        def hp(i: jax.Array):
+            return base._replace(**{n: values[i, j] for j, n in enumerate(names)})
+
+        def interval(state, i):
+            state, metrics = loop.step(state._replace(hparams=hp(i)), None, per)
+            return state, loop.score(metrics)
+
+        _, curves = jax.lax.scan(interval, loop.init(key, None, hp(0)), jnp.arange(INTERVALS))
+        return curves[-1].mean()
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None)))
 
 
 def overhead(search: Search, reps: int) -> float:
@@ -129,6 +165,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="budget multiplier")
     parser.add_argument("--timing-reps", type=int, default=7)
     parser.add_argument("--explore", choices=["perturb", "pb2"], default="perturb")
+    parser.add_argument("--replay-seeds", type=int, default=0,
+                        help="re-train each method's winner on this many fresh seeds")
     args = parser.parse_args()
     print(f"population {POPULATION}, {INTERVALS} intervals, {args.seeds} seeds, explore "
           f"{args.explore}, devices {jax.device_count()}")
@@ -137,16 +175,23 @@ def main() -> None:
         unit = INNER["num_envs"] * INNER["num_steps"] * INTERVALS
         steps = max(unit, int(steps * args.scale) // unit * unit)
         task = task_spec(env, steps, rr)
-        pbt, rnd, t_pbt, t_rnd = [], [], [], []
+        pbt, rnd, t_pbt, t_rnd, re_pbt, re_rnd = [], [], [], [], [], []
         searches = pbt_search(task, 0, args.explore), random_search(task, 0)
         for search in searches:
             search.compile(search.initial_state())
+        replay = make_replay(searches[0]) if args.replay_seeds else None
         for seed in range(args.seeds):
-            p, tp = run_pbt(searches[0], seed)
-            r, tr = run_random(searches[1], seed)
+            p, tp, sched_p = run_pbt(searches[0], seed)
+            r, tr, sched_r = run_random(searches[1], seed)
             pbt.append(p), rnd.append(r), t_pbt.append(tp), t_rnd.append(tr)
-            print(f"  {name} seed {seed}: pbt {p:8.2f}  best random {r:8.2f}  "
-                  f"({tp:.1f} s / {tr:.1f} s)", flush=True)
+            line = (f"  {name} seed {seed}: pbt {p:8.2f}  best random {r:8.2f}  "
+                    f"({tp:.1f} s / {tr:.1f} s)")
+            if replay is not None:
+                keys = jax.random.split(jax.random.PRNGKey(10_000 + seed), args.replay_seeds)
+                re_pbt.append(float(np.mean(replay(keys, sched_p))))
+                re_rnd.append(float(np.mean(replay(keys, sched_r))))
+                line += f"; replayed on fresh seeds: {re_pbt[-1]:8.2f} / {re_rnd[-1]:8.2f}"
+            print(line, flush=True)
         pbt_a, rnd_a = np.array(pbt), np.array(rnd)
         m, lo, hi = mean_ci(pbt_a)
         mr, lor, hir = mean_ci(rnd_a)
@@ -159,6 +204,12 @@ def main() -> None:
               f"{int(np.sum(at_least(pbt_a, rnd_a)))}/{len(pbt_a)} seeds; exploit/explore overhead "
               f"{100 * cost:+.2f}% of an interval; wall pbt {np.mean(t_pbt):.1f} s, random "
               f"{np.mean(t_rnd):.1f} s", flush=True)
+        if re_pbt:
+            a, b = np.array(re_pbt), np.array(re_rnd)
+            d, dlo, dhi = mean_ci(a - b)
+            print(f"{name} replayed winners ({args.replay_seeds} fresh seeds each): PBT schedule "
+                  f"{a.mean():.2f}, best random configuration {b.mean():.2f}, difference "
+                  f"{d:+.2f} [{dlo:+.2f}, {dhi:+.2f}]", flush=True)
 
 
 if __name__ == "__main__":
