@@ -19,11 +19,11 @@ SPEC = {
     "name": "cur", "kind": "curriculum", "seed": 3,
     "tasks": {"train": [{"env": "metarl/Maze", "timesteps": 8 * 16 * 8, "eval_levels": LEVELS,
                          "env_kwargs": {"size": 6, "n_walls": 4, "max_steps": 16}}]},
-    "inner": {"algorithm": "plr", "method": "accel", "score_function": "learned",
+    "inner": {"algorithm": "plr", "method": "robust_plr", "score_function": "learned",
               "num_envs": 8, "num_steps": 16, "num_minibatches": 2, "update_epochs": 1,
               "hidden_size": 16, "embed_sizes": [16], "head_sizes": [16], "capacity": 16,
               "min_fill": 0.25},
-    "curriculum": {"search": ["replay_prob", "edit_rate"], "scorer_hidden": 4},
+    "curriculum": {"search": ["replay_prob", "temperature"], "scorer_hidden": 4},
     "outer": {"algorithm": "open_es", "population_size": 2, "generations": 2},
     "tracking": {"checkpoint_every": 1},
 }
@@ -82,7 +82,7 @@ def test_resumed_search_equals_uninterrupted(whole, search, uri, workdir, monkey
 def test_evaluate_reports_each_level_against_domain_randomisation(whole, uri, workdir,
                                                                    monkeypatch):
     monkeypatch.chdir(workdir)
-    result = CliRunner().invoke(main, ["evaluate", whole.run_id[:8], "--seeds", "2",
+    result = CliRunner().invoke(main, ["evaluate", whole.run_id[:8], "--seeds", "1",
                                        "--baselines", "dr", "--tracking-uri", uri],
                                 env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output

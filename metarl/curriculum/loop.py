@@ -31,7 +31,7 @@ from metarl.curriculum import sampler as buffer
 from metarl.curriculum.levels import LevelSpace
 from metarl.curriculum.scores import level_figures, level_scores
 from metarl.ppo.config import HParams
-from metarl.rppo.train import Batch, RecurrentPPO, RecurrentTrainState
+from metarl.rppo.train import METRIC_NAMES, Batch, RecurrentPPO, RecurrentTrainState
 
 PyTree = Any
 
@@ -47,7 +47,7 @@ class CurriculumConfig:
     prioritization: str = "rank"  # rank or power
     score_function: str = "maxmc"  # pvl, maxmc (the default score_mix) or learned
     min_fill: float = 0.5  # no replay before the buffer is this full
-    max_edits: int = 8  # ACCEL: edits per edited level
+    num_edits: int = 5  # ACCEL: edits per edited level
     eval_rollouts: int = 1  # rollouts per evaluation episode window
     eval_every: int = 0  # updates between evaluations (0: at the end of each `step`)
 
@@ -121,10 +121,11 @@ class CurriculumLoop:
         """One update: replay buffer levels or play fresh ones (see the module docstring)."""
         params, scorer, agent_meta = self.split_meta(meta)
         key, k_choice, k_step = jax.random.split(state.key, 3)
-        replay = self._replays(state.sampler, params, k_choice)
         if self.curriculum.method == "dr":
+            replay = jnp.zeros((), bool)
             agent, sampler, metrics = self._fresh(state, params, scorer, agent_meta, k_step)
         else:
+            replay = self._replays(state.sampler, params, k_choice)
             agent, sampler, metrics = jax.lax.cond(
                 replay, self._replay, self._fresh, state, params, scorer, agent_meta, k_step)
         metrics = {**metrics, "replayed": replay.astype(jnp.float32)}
@@ -253,7 +254,7 @@ class CurriculumLoop:
         """ACCEL: score edited copies of the replayed levels (no learning) and offer them to
         the buffer, with probability `edit_rate`."""
         k_do, k_edits, k_play = jax.random.split(key, 3)
-        edits = jnp.full(self.num_envs, self.curriculum.max_edits)
+        edits = jnp.full(self.num_envs, self.curriculum.num_edits, jnp.int32)
         edited = jax.vmap(self.space.mutate)(jax.random.split(k_edits, self.num_envs), levels,
                                              edits)
         unseen = jnp.full(self.num_envs, -jnp.inf)
@@ -271,11 +272,5 @@ class CurriculumLoop:
                "episodes": batch.episodes.finished, "level_score": scores.mean(),
                "learned": jnp.asarray(learned, jnp.float32)}
         if not learned:
-            out.update({name: jnp.zeros(()) for name in self._loss_names})
+            out.update({name: jnp.zeros(()) for name in METRIC_NAMES if name not in out})
         return out
-
-    @property
-    def _loss_names(self) -> tuple[str, ...]:
-        from metarl.rppo.train import METRIC_NAMES
-
-        return tuple(n for n in METRIC_NAMES if n not in ("episode_return", "episodes"))

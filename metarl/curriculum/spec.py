@@ -56,7 +56,7 @@ class _PLRSection(RecurrentPPOSection):
         return CurriculumConfig(
             method=self.method, capacity=self.capacity, prioritization=self.prioritization,
             score_function=self.score_function, min_fill=self.min_fill,
-            max_edits=self.num_edits, eval_every=self.eval_every,
+            num_edits=self.num_edits, eval_every=self.eval_every,
             eval_rollouts=math.ceil(episode / self.num_steps))  # type: ignore[attr-defined]
 
     def curriculum_params(self) -> CurriculumParams:
