@@ -7,8 +7,9 @@ the held-out named mazes (one episode per env, sampled actions) and prints the s
 maze and overall, each with a bootstrap 95% CI over seeds, and the paired difference to DR.
 
 `search`: a `curriculum` search (OpenES over the replay settings of robust PLR, fitness the
-solve rate on the training task's eval mazes), then the found settings against the best
-hand-set curriculum of `quality` on the held-out mazes.
+solve rate on TwoRooms9 after `--search-steps`), writing the found settings to `--found`;
+`quality --methods found` then tests them on the held-out mazes with the seeds the hand-set
+curricula used (the same keys: comparable with an earlier `quality` run).
 
 `throughput`: env steps per second of the same loop with PLR on against DR, alternating,
 best of `--repeats`: the sampler's overhead (target <= 5%).
@@ -19,6 +20,7 @@ searched curriculum >= the best hand-set one.
     python benchmarks/curriculum_quality.py quality --steps 3000000 --seeds 4
     python benchmarks/curriculum_quality.py throughput
     python benchmarks/curriculum_quality.py search --generations 4
+    python benchmarks/curriculum_quality.py quality --methods found --seeds 4
 """
 
 from __future__ import annotations
@@ -84,34 +86,54 @@ def mean_ci(x: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, floa
 
 
 def report(results: dict[str, np.ndarray], mazes: list[str], baseline: str = "dr") -> None:
-    width = max(len(m) for m in mazes + ["mean"])
+    unseen = [j for j, m in enumerate(mazes) if m not in TRAIN_EVAL]
+    rows = [*mazes, "mean", "mean, search-unseen"]
+    width = max(len(m) for m in rows)
     print(f"{'maze':<{width}}  " + "  ".join(f"{n:>22}" for n in results))
-    for j, maze in enumerate([*mazes, "mean"]):
+    for j, maze in enumerate(rows):
         cells = []
         for rates in results.values():
-            x = rates.mean(1) if maze == "mean" else rates[:, j]
+            x = (rates.mean(1) if maze == "mean" else rates[:, unseen].mean(1)
+                 if maze.startswith("mean,") else rates[:, j])
             m, lo, hi = mean_ci(x)
             cells.append(f"{m:6.3f} [{lo:5.3f}, {hi:5.3f}]")
         print(f"{maze:<{width}}  " + "  ".join(f"{c:>22}" for c in cells))
-    base = results[baseline].mean(1)
-    for name, rates in results.items():
-        if name != baseline:
-            m, lo, hi = mean_ci(rates.mean(1) - base)
-            print(f"{name} - {baseline}: {100 * m:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-                  " (paired over seeds)")
+    for cols, what in ((slice(None), "all mazes"), (unseen, "search-unseen mazes")):
+        base = results[baseline][:, cols].mean(1)
+        for name, rates in results.items():
+            if name != baseline:
+                m, lo, hi = mean_ci(rates[:, cols].mean(1) - base)
+                print(f"{name} - {baseline}, {what}: {100 * m:+.1f} points "
+                      f"[{100 * lo:+.1f}, {100 * hi:+.1f}] (paired over seeds)")
+
+
+def found_meta(path: str) -> object:
+    """The curriculum a `search` run found (its JSON), as the plr loop's meta-parameters."""
+    import json
+
+    from metarl.curriculum.loop import CurriculumMeta, CurriculumParams
+    from metarl.curriculum.sampler import SamplerParams
+
+    v = {k: np.float32(x) for k, x in json.loads(Path(path).read_text()).items()}
+    params = CurriculumParams(SamplerParams(v["replay_prob"], v["temperature"],
+                                            v["staleness_coef"]), v["score_mix"], v["edit_rate"])
+    return CurriculumMeta(params, None, None)
 
 
 def quality(args: argparse.Namespace) -> dict[str, np.ndarray]:
     results = {}
     for method in args.methods:
-        rates, seconds = train_and_test(spec(method, args.steps, HELD_OUT, args), args.seeds,
-                                        args.seed)
+        meta = None
+        if method == "found":  # robust PLR with the searched settings
+            meta = found_meta(args.found)
+        s = spec("robust_plr" if method == "found" else method, args.steps, HELD_OUT, args)
+        rates, seconds = train_and_test(s, args.seeds, args.seed, meta)
         results[method] = rates
         print(f"{method}: {args.seeds} seeds x {args.steps:,} env steps in {seconds:.0f} s",
               flush=True)
     print(f"\nheld-out solve rate, {args.size}x{args.size} mazes, {args.walls} walls, "
           f"max_steps {args.max_steps}, {args.seeds} seeds, 32 episodes per maze and seed")
-    report(results, HELD_OUT)
+    report(results, HELD_OUT, baseline="dr" if "dr" in results else args.methods[0])
     return results
 
 
@@ -138,7 +160,11 @@ def throughput(args: argparse.Namespace) -> None:
 
 
 def search(args: argparse.Namespace) -> None:
-    """A curriculum search on the training task's eval maze, then held-out testing."""
+    """A curriculum search with the fitness maze TwoRooms9; writes the mean's settings to
+    `--found` for `quality --methods found ...` on the held-out mazes."""
+    import json
+
+    from metarl.programs.curriculum import CurriculumSearch
     from metarl.programs.runner import run_search
 
     s = load_spec_data({
@@ -151,18 +177,13 @@ def search(args: argparse.Namespace) -> None:
                   "generations": args.generations, "sigma_init": 1.0,
                   "learning_rate": 0.5},
         "tracking": {"trials": "best"}}, "curriculum_search")
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         result = run_search(s, f"sqlite:///{Path(tmp) / 'mlflow.db'}", "# search\n")
-    print("found:", result.mean_params)
-    from metarl.programs.curriculum import CurriculumSearch
-
-    kind = CurriculumSearch(s)
-    found_meta = kind.inner_args(jax.tree.map(np.asarray, result.mean_params))[0]
-    held = spec("robust_plr", args.steps, HELD_OUT, args)
-    rates = {"found": train_and_test(held, args.seeds, args.seed, found_meta)[0],
-             "robust_plr": train_and_test(held, args.seeds, args.seed)[0]}
-    print(f"\nheld-out solve rate after {args.steps:,} steps")
-    report(rates, HELD_OUT, baseline="robust_plr")
+    found = CurriculumSearch(s).describe(jax.tree.map(np.asarray, result.mean_params))
+    print(f"search: {time.perf_counter() - t0:.0f} s; fitness by generation "
+          f"{[round(f, 3) for f in result.history['mean_fitness']]}; found {found}")
+    Path(args.found).write_text(json.dumps(found, indent=1))
 
 
 def main() -> None:
@@ -181,6 +202,9 @@ def main() -> None:
     p.add_argument("--search-steps", type=int, default=1_000_000)
     p.add_argument("--population", type=int, default=4)
     p.add_argument("--generations", type=int, default=4)
+    p.add_argument("--found", default="curriculum_found.json",
+                   help="search: where to write the found settings; quality: where to read "
+                   "them for the method 'found'")
     args = p.parse_args()
     {"quality": quality, "throughput": throughput, "search": search}[args.mode](args)
 
