@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from metarl.cli import main
-from metarl.programs.runner import Search, resume_search, run_search
+from metarl.pbt.lineage import lineage_json
+from metarl.programs.runner import Search, SearchRunner, resume_search, run_search
 from metarl.spec import load_spec_data
 
 INNER = {"num_envs": 4, "num_steps": 32, "update_epochs": 1, "num_minibatches": 2,
@@ -35,31 +36,32 @@ SPEC = {
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """One whole search and one stopped after 2 of 4 intervals then resumed, same compiled
-    step; the working folder holds both runs' checkpoints."""
+    """A search stopped after 2 of 4 intervals then resumed (tracked in MLflow), and the same
+    search uninterrupted (untracked: the runner without a tracker), one compiled step."""
     work = tmp_path_factory.mktemp("pbt")
     uri = f"sqlite:///{work / 'mlflow.db'}"
     search = Search(load_spec_data(json.loads(json.dumps(SPEC)), "pbt_tiny"))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
-        whole = run_search(search.spec, uri, "# pbt\n", search=search)
+        untracked = SearchRunner(search, None)
+        whole = untracked.run(search.initial_state())
         first = run_search(search.spec, uri, "# pbt\n", stop_after=2, search=search)
         resumed = resume_search(first.run_id, uri, search=search)
-    return work, uri, whole, first, resumed
+    return work, uri, (whole, untracked.population), first, resumed
 
 
 def test_resumed_pbt_equals_uninterrupted_lineage_included(finished):
-    _, uri, whole, first, resumed = finished
+    _, uri, (whole, rows), first, resumed = finished
     assert whole.status == "FINISHED" and first.status == "KILLED"
     assert resumed.generations == 4 and resumed.history == whole.history
     for a, b in zip(jax.tree.leaves(resumed.mean_params), jax.tree.leaves(whole.mean_params),
                     strict=True):
         np.testing.assert_array_equal(a, b)
     client = MlflowClient(uri)
-    lineages = [json.loads(Path(client.download_artifacts(r.run_id, "lineage.json")).read_text())
-                for r in (whole, resumed)]
-    assert lineages[0] == lineages[1] and lineages[0]["intervals"] == 4
-    assert lineages[0]["copies"], "no member copied another in 3 exploit steps"
+    lineage = json.loads(Path(client.download_artifacts(resumed.run_id, "lineage.json"))
+                         .read_text())
+    assert lineage == json.loads(lineage_json(rows, ("gamma", "lr")))
+    assert lineage["intervals"] == 4 and lineage["copies"], "no copies in 3 exploit steps"
 
 
 def _members(client, run_id):
@@ -71,13 +73,11 @@ def _members(client, run_id):
 
 
 def test_every_member_is_a_child_run_with_its_schedule(finished):
-    _, uri, whole, _, resumed = finished
+    _, uri, _, _, whole = finished
     client = MlflowClient(uri)
     members = _members(client, whole.run_id)
-    assert [c.info.run_name for c in members] == [f"member-{m:03d}" for m in range(4)]
     # the stopped-and-resumed search logs its members once, at its real end
-    assert [c.info.run_name for c in _members(client, resumed.run_id)] == [
-        c.info.run_name for c in members]
+    assert [c.info.run_name for c in members] == [f"member-{m:03d}" for m in range(4)]
     for child in members:
         lr = [m.value for m in client.get_metric_history(child.info.run_id, "hp/lr")]
         assert len(lr) == 4 and all(1e-4 * (1 - 1e-6) <= v <= 1e-2 * (1 + 1e-6) for v in lr)
@@ -89,7 +89,7 @@ def test_every_member_is_a_child_run_with_its_schedule(finished):
 
 
 def test_export_writes_the_best_schedule_as_a_module_that_replays_it(finished, monkeypatch):
-    work, uri, whole, _, _ = finished
+    work, uri, _, _, whole = finished
     monkeypatch.chdir(work)
     out = work / "schedule.py"
     result = CliRunner().invoke(main, ["export", whole.run_id, "--output", str(out),

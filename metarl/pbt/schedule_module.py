@@ -38,7 +38,7 @@ def train(seed: int = 0, task: int = 0):
     loop = section.build_task(Task.model_validate(TASKS[task]))
     updates = loop.config.num_updates // INTERVALS
     step = jax.jit(loop.step, static_argnums=2)
-    state = loop.init(jax.random.PRNGKey(seed), None, HParams(**hparams_at(0)))
+    state = jax.jit(loop.init)(jax.random.PRNGKey(seed), None, HParams(**hparams_at(0)))
     curves = []
     for interval in range(INTERVALS):
         state = state._replace(hparams=HParams(**hparams_at(interval)).as_arrays())
