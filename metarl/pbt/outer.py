@@ -64,8 +64,9 @@ class PBT:
         key, k_prior, k_runs = jax.random.split(raw_key(key), 3)
         pop = self.population_size
         u = sample_prior(k_prior, self.explorer.space, pop)
-        members = PBTMember(u, jnp.zeros((pop,) + mean.schedule.shape, jnp.float32),
-                            jnp.arange(pop, dtype=jnp.int32))
+        # the kind's empty schedule (NaN rows: intervals not trained yet) for every member
+        schedule = jnp.broadcast_to(mean.schedule, (pop,) + mean.schedule.shape)
+        members = PBTMember(u, schedule.astype(jnp.float32), jnp.arange(pop, dtype=jnp.int32))
         runs = jax.vmap(problem.init_inner)(jax.random.split(k_runs, pop), members)
         return as_state(PBTState(members, runs, self.explorer.init(pop), key,
                                  jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32)))
