@@ -53,6 +53,7 @@ def finished(tmp_path_factory):
 def test_resumed_pbt_equals_uninterrupted_lineage_included(finished):
     _, uri, (whole, rows), first, resumed = finished
     assert whole.status == "FINISHED" and first.status == "KILLED"
+    assert len(first.mean["schedule"]["lr"]) == 2  # a stopped search: the intervals it trained
     assert resumed.generations == 4 and resumed.history == whole.history
     for a, b in zip(jax.tree.leaves(resumed.mean_params), jax.tree.leaves(whole.mean_params),
                     strict=True):
