@@ -16,8 +16,9 @@ spec seeds): mean, bootstrap 95% CI, and the paired difference PBT - best random
 CI. With `--replay-seeds R`, each method's winner (PBT: the best member's schedule; random:
 the best configuration) is also re-trained on R fresh seeds, which removes the optimism of
 picking the best of a population on its own runs. The overhead of the exploit/explore step
-is the wall time of a compiled PBT step (one interval of every member, then exploit/explore)
-over that of the same compiled interval without it, timed alternately on the same state.
+is the wall time of a compiled PBT search step (one interval of every member, then
+exploit/explore) over that of the same search step with exploit/explore left out, timed
+alternately on the same state.
 
     python benchmarks/pbt_quality.py                    # three tasks, ~10-15 min on 2 cores
     python benchmarks/pbt_quality.py --tasks cartpole --seeds 2 --scale 0.25   # smoke run
@@ -33,7 +34,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metarl.outer.search_step import SearchState, init_search_state
+from metarl.outer.loop import as_state
+from metarl.outer.search_step import SearchState, init_search_state, make_search_step
+from metarl.pbt.outer import PBT, PBTState
+from metarl.pbt.population import best_member
 from metarl.programs.runner import Search
 from metarl.spec import load_spec_data
 
@@ -128,14 +132,26 @@ def make_replay(search: Search):
     return jax.jit(jax.vmap(one, in_axes=(0, None)))
 
 
+class WithoutExploit(PBT):
+    """The same population and search step with exploit/explore left out: every member keeps
+    its state and hyperparameters. The baseline of the overhead figure."""
+
+    def exploit(self, key: jax.Array, scores: jax.Array, state: PBTState,
+                runs: object) -> PBTState:
+        return as_state(state._replace(runs=runs, step=state.step + 1,
+                                       best=best_member(scores).astype(jnp.int32)))
+
+
 def overhead(search: Search, reps: int) -> float:
-    """Wall time of a PBT step over that of the same interval without exploit/explore, - 1.
-    Both compiled before timing, alternated, medians compared."""
-    loop, problem = search.loop, search.problem
-    state = search.initial_state()
-    key = jax.random.PRNGKey(0)
-    plain = jax.jit(lambda s: loop._unroll(problem, s.loop.members, s.loop.runs, key))
+    """Wall time of a compiled PBT search step over that of the same step without
+    exploit/explore (`WithoutExploit`), - 1: both compiled before timing, run alternately on
+    the same state, medians compared."""
+    loop = search.loop
+    bare = WithoutExploit(loop.solution, loop.population_size, loop.explorer, loop.quantile,
+                          loop.mesh)
+    plain = jax.jit(make_search_step(bare, search.problem))
     full = search.step
+    state = search.initial_state()
     jax.block_until_ready(plain(state))
     jax.block_until_ready(full(state))
     times: dict[str, list[float]] = {"plain": [], "full": []}
@@ -166,6 +182,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="budget multiplier")
     parser.add_argument("--timing-reps", type=int, default=7)
     parser.add_argument("--explore", choices=["perturb", "pb2"], default="perturb")
+    parser.add_argument("--overhead-only", action="store_true",
+                        help="only time exploit/explore against the same step without it")
     parser.add_argument("--replay-seeds", type=int, default=4,
                         help="re-train each method's winner on this many fresh seeds")
     args = parser.parse_args()
@@ -176,6 +194,12 @@ def main() -> None:
         unit = INNER["num_envs"] * INNER["num_steps"] * INTERVALS
         steps = max(unit, int(steps * args.scale) // unit * unit)
         task = task_spec(env, steps, rr)
+        if args.overhead_only:
+            search = pbt_search(task, 0, args.explore)
+            cost = overhead(search, args.timing_reps)
+            print(f"{name}: exploit/explore overhead {100 * cost:+.2f}% of a PBT step "
+                  f"({POPULATION} members x {steps // INTERVALS:,} steps)", flush=True)
+            continue
         pbt, rnd, t_pbt, t_rnd, re_pbt, re_rnd = [], [], [], [], [], []
         searches = pbt_search(task, 0, args.explore), random_search(task, 0)
         for search in searches:
