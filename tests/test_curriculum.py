@@ -149,6 +149,11 @@ def test_a_tiny_accel_run_learns_and_fills_its_buffer(maze_accel):
     assert score[:, -1].mean() > score[:, 0].mean() + 0.1
     assert float(states.sampler.filled.mean()) == 1.0
     assert 0.3 < metrics["replayed"].mean() < 0.9
+    # ACCEL edits in the update after a replay, and learns from replays only
+    replayed, edited = metrics["replayed"] > 0, metrics["edited"] > 0
+    assert edited.any() and not (edited & replayed).any()
+    assert (replayed[:, :-1] | ~edited[:, 1:]).all()
+    np.testing.assert_array_equal(metrics["learned"] > 0, replayed)
 
 
 def test_accel_edits_keep_levels_valid(maze_accel):

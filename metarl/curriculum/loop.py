@@ -9,8 +9,9 @@ Methods (all at equal env steps: every update plays `num_envs x num_steps` steps
 * `robust_plr`, PLR-perp (Jiang et al. 2021, "Replay-Guided Adversarial Environment Design"):
   as `plr`, but fresh levels are only scored, never learned from;
 * `accel` (Parker-Holder et al. 2022, "Evolving Curricula with Regret-Based Environment
-  Design"): robust PLR whose replays are followed, with probability `edit_rate`, by scoring
-  edited copies of the replayed levels, which enter the buffer if they score high enough.
+  Design"): robust PLR in which a replay is followed, with probability `edit_rate`, by an
+  update that plays edited copies of the levels just replayed, scores them without learning,
+  and offers them to the buffer (one rollout per update, as every method).
 
 Every update restarts all envs on the chosen levels, and envs reset to their *own* level
 when an episode ends (the env's automatic reset keeps its params), so a replayed episode is
@@ -76,6 +77,7 @@ class CurriculumState(NamedTuple):
     last_eval: jax.Array  # (eval levels,) the latest evaluation's per-level score
     # updates played, learned from or not (the agent's own counter counts learning only)
     update: jax.Array
+    edit_next: jax.Array  # () bool: ACCEL edits the levels just replayed in the next update
 
     @property
     def hparams(self) -> HParams:
@@ -114,23 +116,32 @@ class CurriculumLoop:
         template = jax.tree.map(lambda x: x[0], levels)
         n_eval = jax.tree.leaves(self.eval_levels)[0].shape[0]
         return CurriculumState(agent, buffer.init(template, self.curriculum.capacity), key,
-                               jnp.zeros(n_eval, jnp.float32), jnp.zeros((), jnp.int32))
+                               jnp.zeros(n_eval, jnp.float32), jnp.zeros((), jnp.int32),
+                               jnp.zeros((), bool))
 
     def update(self, state: CurriculumState, meta: PyTree = None
                ) -> tuple[CurriculumState, dict[str, jax.Array]]:
-        """One update: replay buffer levels or play fresh ones (see the module docstring)."""
+        """One update, one rollout of every env: fresh levels, replayed buffer levels, or
+        (ACCEL, after a replay) edits of the levels just replayed (see the module
+        docstring)."""
         params, scorer, agent_meta = self.split_meta(meta)
-        key, k_choice, k_step = jax.random.split(state.key, 3)
+        key, k_choice, k_edit, k_step = jax.random.split(state.key, 4)
+        args = (state, params, scorer, agent_meta, k_step)
         if self.curriculum.method == "dr":
-            replay = jnp.zeros((), bool)
-            agent, sampler, metrics = self._fresh(state, params, scorer, agent_meta, k_step)
+            replay, edit = jnp.zeros((), bool), jnp.zeros((), bool)
+            agent, sampler, metrics = self._fresh(*args)
         else:
-            replay = self._replays(state.sampler, params, k_choice)
-            agent, sampler, metrics = jax.lax.cond(
-                replay, self._replay, self._fresh, state, params, scorer, agent_meta, k_step)
-        metrics = {**metrics, "replayed": replay.astype(jnp.float32)}
+            replay = self._replays(state.sampler, params, k_choice) & ~state.edit_next
+            edit = state.edit_next
+            branch = jnp.where(edit, 2, replay.astype(jnp.int32))
+            agent, sampler, metrics = jax.lax.switch(
+                branch, [self._fresh, self._replay, self._edit], *args)
+        metrics = {**metrics, "replayed": replay.astype(jnp.float32),
+                   "edited": edit.astype(jnp.float32)}
+        edit_next = (self.curriculum.method == "accel") & replay & (
+            jax.random.uniform(k_edit) < params.edit_rate)
         return state._replace(agent=agent, sampler=buffer.tick(sampler), key=key,
-                              update=state.update + 1), metrics
+                              update=state.update + 1, edit_next=edit_next), metrics
 
     def step(self, state: CurriculumState, meta: PyTree = None, num_updates: int = 1
              ) -> tuple[CurriculumState, dict[str, jax.Array]]:
@@ -237,7 +248,7 @@ class CurriculumLoop:
 
     def _replay(self, state: CurriculumState, params: CurriculumParams, scorer: PyTree,
                 agent_meta: PyTree, key: jax.Array) -> tuple:
-        k_sample, k_play, k_edit = jax.random.split(key, 3)
+        k_sample, k_play = jax.random.split(key)
         sampler, index = buffer.sample(state.sampler, params.sampler, k_sample, self.num_envs,
                                        self.curriculum.prioritization)
         levels = jax.tree.map(lambda x: x[index], sampler.levels)
@@ -245,24 +256,22 @@ class CurriculumLoop:
                                                 sampler.max_return[index], params, scorer)
         sampler = buffer.update(sampler, index, scores, best)
         agent, metrics = self.agent.learn(agent, batch, agent_meta)
-        if self.curriculum.method == "accel":
-            agent, sampler = self._edit(agent, sampler, levels, params, scorer, k_edit)
         return agent, sampler, {**metrics, **self._played_metrics(batch, scores, True)}
 
-    def _edit(self, agent: RecurrentTrainState, sampler: buffer.SamplerState, levels: PyTree,
-              params: CurriculumParams, scorer: PyTree, key: jax.Array) -> tuple:
-        """ACCEL: score edited copies of the replayed levels (no learning) and offer them to
-        the buffer, with probability `edit_rate`."""
-        k_do, k_edits, k_play = jax.random.split(key, 3)
+    def _edit(self, state: CurriculumState, params: CurriculumParams, scorer: PyTree,
+              agent_meta: PyTree, key: jax.Array) -> tuple:
+        """ACCEL: `num_edits` edits of each level the envs just replayed (their params), played
+        and scored without learning, and offered to the buffer."""
+        del agent_meta
+        k_edits, k_play = jax.random.split(key)
         edits = jnp.full(self.num_envs, self.curriculum.num_edits, jnp.int32)
-        edited = jax.vmap(self.space.mutate)(jax.random.split(k_edits, self.num_envs), levels,
-                                             edits)
+        edited = jax.vmap(self.space.mutate)(jax.random.split(k_edits, self.num_envs),
+                                             state.agent.env_params, edits)
         unseen = jnp.full(self.num_envs, -jnp.inf)
-        played, _, scores, best = self._play(agent, edited, k_play, unseen, params, scorer)
-        inserted, _ = buffer.insert(sampler, edited, scores, best)
-        do = jax.random.uniform(k_do) < params.edit_rate
-        pick = lambda new, old: jax.tree.map(lambda n, o: jnp.where(do, n, o), new, old)  # noqa: E731
-        return pick(played, agent), pick(inserted, sampler)
+        agent, batch, scores, best = self._play(state.agent, edited, k_play, unseen, params,
+                                                scorer)
+        sampler, _ = buffer.insert(state.sampler, edited, scores, best)
+        return agent, sampler, self._played_metrics(batch, scores, learned=False)
 
     def _played_metrics(self, batch: Batch, scores: jax.Array, learned: bool
                         ) -> dict[str, jax.Array]:
