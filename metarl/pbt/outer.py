@@ -81,6 +81,8 @@ class PBT:
         return unroll((members, runs), key)
 
     def step(self, state: PBTState, problem: TruncatedProblem) -> tuple[PBTState, StepReport]:
+        if self.mesh is not None:  # the state enters and leaves whole on every device
+            state = replicated(state, self.mesh)
         key, k_unroll, k_pbt = jax.random.split(state.key, 3)
         ev, runs = self._unroll(problem, state.members, state.runs, k_unroll)
         done = self.exploit(k_pbt, ev.fitness, state._replace(key=key), runs)
@@ -88,8 +90,12 @@ class PBT:
                             fitness_metrics(ev.fitness) | {
                                 "copied": copied(done.members.source).sum(),
                                 "interval": state.step})
-        if self.mesh is not None:  # every process reads whole steps, not its slice
+        if self.mesh is not None:
+            # every process reads whole steps, not its slice; and the next step is compiled
+            # for the state as it was laid out at the start (the exploit gather already
+            # moves members across devices)
             report = replicated(report, self.mesh)
+            done = replicated(done, self.mesh)
         return done, report
 
     def exploit(self, key: jax.Array, scores: jax.Array, state: PBTState,
