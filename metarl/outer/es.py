@@ -74,7 +74,7 @@ def resolve(name: str) -> str:
                              "no metarl kind can score; use its single-population version")
     names = evosax_names()
     if key not in names:
-        allowed = ", ".join(["pbt", "pes", "truncated_es", "meta_gradient", "random",
+        allowed = ", ".join(["pes", "truncated_es", "meta_gradient", "pbt", "random",
                              *sorted(set(names.values()) - {"RandomSearch"}, key=str.lower)])
         raise OuterLoopError(f"unknown outer loop {name!r}; allowed: {allowed} "
                              "(evosax names match case-insensitively, '_' optional)")
