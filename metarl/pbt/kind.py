@@ -157,5 +157,5 @@ class PBTSearch(SuiteKind):
                  for k, v in provenance.items()}
         inner = self.spec.inner.model_dump(mode="json")
         tasks = [t.model_dump(mode="json") for t in self.spec.tasks.train]
-        return write_schedule(path, self.schedule(params), dict(self.base._asdict()), inner,
-                              tasks, clean)
+        return write_schedule(path, self.schedule(params), self.intervals,
+                              dict(self.base._asdict()), inner, tasks, clean)

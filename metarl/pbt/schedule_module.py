@@ -18,9 +18,10 @@ from metarl.export.writer import stamped, write_source
 _BODY = '''
 
 def hparams_at(interval: int) -> dict[str, float]:
-    """The hyperparameters of `interval` (0-based; the last one's past the end)."""
-    i = min(max(interval, 0), INTERVALS - 1)
-    return {**HPARAMS, **{name: values[i] for name, values in SCHEDULE.items()}}
+    """The hyperparameters of `interval` (0-based); past the intervals the search trained,
+    the last ones it trained with."""
+    return {**HPARAMS, **{name: values[min(max(interval, 0), len(values) - 1)]
+                          for name, values in SCHEDULE.items() if values}}
 
 
 def train(seed: int = 0, task: int = 0):
@@ -48,16 +49,17 @@ def train(seed: int = 0, task: int = 0):
 '''
 
 
-def render_schedule(schedule: dict[str, list[float]], hparams: dict[str, float],
-                    inner: dict[str, Any], tasks: list[dict[str, Any]],
-                    provenance: dict[str, Any]) -> str:
-    """The module's source."""
-    intervals = len(next(iter(schedule.values()))) if schedule else 1
+def render_schedule(schedule: dict[str, list[float]], intervals: int,
+                    hparams: dict[str, float], inner: dict[str, Any],
+                    tasks: list[dict[str, Any]], provenance: dict[str, Any]) -> str:
+    """The module's source: `schedule` covers the first of a run's `intervals` (all of them
+    unless the search was stopped early)."""
     lines = [f'"""A PBT hyperparameter schedule exported by metarl (run '
              f'{provenance.get("run_id", "?")}, search {provenance.get("search", "?")}).',
              "",
              "SCHEDULE[name][i] is the value of hyperparameter `name` in interval i of a run",
-             "(each interval: a task's inner updates / INTERVALS); HPARAMS are the others.",
+             "(each interval: a task's inner updates / INTERVALS; intervals past the schedule",
+             "keep its last values); HPARAMS are the other hyperparameters.",
              "`train()` replays it with metarl; the literals need nothing to read.",
              '"""', "",
              f"PROVENANCE = {pprint.pformat(provenance, width=96, sort_dicts=False)}",
@@ -69,8 +71,8 @@ def render_schedule(schedule: dict[str, list[float]], hparams: dict[str, float],
     return "\n".join(lines) + "\n" + _BODY
 
 
-def write_schedule(path: str | Path, schedule: dict[str, list[float]],
+def write_schedule(path: str | Path, schedule: dict[str, list[float]], intervals: int,
                    hparams: dict[str, float], inner: dict[str, Any],
                    tasks: list[dict[str, Any]], provenance: dict[str, Any]) -> Path:
-    return write_source(path, render_schedule(schedule, hparams, inner, tasks,
+    return write_source(path, render_schedule(schedule, intervals, hparams, inner, tasks,
                                               stamped(provenance)))
