@@ -113,11 +113,11 @@ Inner = inner_section_type()  # PPO's section (metarl/ppo/spec.py) or another lo
 
 
 class Outer(Strict):
-    """The outer loop: any evosax algorithm by name, random search, PES, truncated ES or
-    meta-gradients (docs/outer-loops.md), with the settings the chosen loop takes."""
+    """The outer loop: any evosax algorithm by name, random search, PES, truncated ES,
+    meta-gradients or PBT (docs/outer-loops.md), with the settings the chosen loop takes."""
 
     algorithm: str = Field("open_es", description="open_es, snes, cma_es, random, any other "
-                           "evosax algorithm by name, pes, truncated_es or meta_gradient")
+                           "evosax algorithm by name, pes, truncated_es, meta_gradient or pbt")
     population_size: int = Field(16, ge=2, description="members per step (ES, PES)")
     generations: int = Field(10, gt=0, description="outer steps")
     truncations: int = Field(
