@@ -133,9 +133,11 @@ class CurriculumLoop:
         else:
             replay = self._replays(state.sampler, params, k_choice) & ~state.edit_next
             edit = state.edit_next
-            branch = jnp.where(edit, 2, replay.astype(jnp.int32))
-            agent, sampler, metrics = jax.lax.switch(
-                branch, [self._fresh, self._replay, self._edit], *args)
+            # only ACCEL compiles the edit branch
+            branches = [self._fresh, self._replay] + [self._edit] * (
+                self.curriculum.method == "accel")
+            branch = jnp.where(edit, len(branches) - 1, replay.astype(jnp.int32))
+            agent, sampler, metrics = jax.lax.switch(branch, branches, *args)
         metrics = {**metrics, "replayed": replay.astype(jnp.float32),
                    "edited": edit.astype(jnp.float32)}
         edit_next = (self.curriculum.method == "accel") & replay & (
