@@ -54,6 +54,33 @@ def test_exploit_moves_every_leaf_of_the_state_and_explore_only_the_copiers():
                   | at_bound)
 
 
+def test_copiers_take_and_perturb_their_sources_objective_weights():
+    """With `[pbt] objective`, exploit copies a learned objective's weights with the rest and
+    explore adds noise to the copiers' only."""
+    from metarl.pbt.outer import PBT, PBTState
+    from metarl.pbt.population import PBTMember
+
+    pop = 8
+    weights = {"w": jnp.arange(pop * 2.0).reshape(pop, 2), "b": jnp.arange(pop * 1.0)}
+    members = PBTMember(jnp.full((pop, SPACE.dims), 0.5), jnp.full((pop, 2, SPACE.dims), jnp.nan),
+                        jnp.arange(pop, dtype=jnp.int32), weights)
+    explorer = PerturbExplorer(SPACE, (0.8, 1.2), 0.0)
+    scores = jnp.arange(pop, dtype=jnp.float32)
+    runs = {"params": jnp.arange(pop * 1.0)}
+    for sigma in (0.0, 0.5):
+        loop = PBT(members, pop, explorer, 0.25, objective_sigma=sigma)
+        state = PBTState(members, runs, (), jax.random.PRNGKey(0), jnp.int32(0), jnp.int32(0))
+        out = jax.jit(loop.exploit)(jax.random.PRNGKey(3), scores, state, runs).members
+        source = np.asarray(out.source)
+        moved = source != np.arange(pop)
+        assert moved.sum() == 2
+        for name in weights:
+            new, old = np.asarray(out.objective[name]), np.asarray(weights[name])
+            np.testing.assert_array_equal(new[~moved], old[~moved])
+            noise = new[moved] - old[source[moved]]
+            assert (noise == 0).all() if sigma == 0 else (np.abs(noise) > 0).all()
+
+
 @pytest.mark.parametrize("explorer", [PerturbExplorer(SPACE, (0.25, 4.0), 0.3),
                                       PB2Explorer(SPACE, window=2, candidates=32)],
                          ids=["perturb", "pb2"])
@@ -196,6 +223,9 @@ BAD = {
     "another outer loop": (BASE_SPEC, ["outer.algorithm='open_es'"], "outer.algorithm = 'pbt'"),
     "more generations than intervals": (BASE_SPEC, ["outer.generations=8"],
                                         "trains its population once"),
+    "unknown objective": (BASE_SPEC, ["pbt.objective='lpx'"], "unknown objective 'lpx'"),
+    "objective in the inner loop": (INNER_SPEC, ["inner.objective='lpo'"],
+                                    "trains with its search's objective"),
 }
 
 

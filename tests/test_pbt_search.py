@@ -130,3 +130,33 @@ def test_pbt_as_the_inner_loop_of_another_search(tmp_path, monkeypatch):
     assert type(loop).__name__ == "PopulationLoop" and loop.population == 2
     state, out = search.step(search.initial_state())
     assert int(state.generation) == 1 and np.all(np.isfinite(np.asarray(out.fitness)))
+
+
+def test_members_search_a_learned_objectives_weights(tmp_path, monkeypatch):
+    """`[pbt] objective = "lpo"`: members start from LPO's PPO-like weights, train with them,
+    and the copiers' weights move away from their sources'; the export writes them beside
+    the schedule."""
+    monkeypatch.chdir(tmp_path)
+    data = json.loads(json.dumps(SPEC))
+    data["pbt"]["objective"] = "lpo"
+    data["pbt"]["objective_sigma"] = 0.05
+    data["outer"].update(generations=2, truncations=2)
+    data["tasks"]["train"][0]["timesteps"] = 512
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    search = Search(load_spec_data(data, "pbt_lpo"))
+    state = search.initial_state()
+    start = np.asarray(jax.tree.leaves(state.loop.members.objective)[0])
+    assert np.allclose(start, start[:1])  # every member starts from the same weights
+    state, _ = search.step(state)
+    after = np.asarray(jax.tree.leaves(state.loop.members.objective)[0])
+    moved = np.asarray(state.loop.members.source) != np.arange(len(after))
+    assert moved.any() and not np.allclose(after[moved], start[moved])
+    np.testing.assert_array_equal(after[~moved], start[~moved])
+    result = run_search(search.spec, uri, "# pbt\n", search=search)
+    assert result.status == "FINISHED" and np.isfinite(result.history["mean_fitness"]).all()
+    out = tmp_path / "schedule.py"
+    cli = CliRunner().invoke(main, ["export", result.run_id[:8], "--output", str(out),
+                                    "--tracking-uri", uri])
+    assert cli.exit_code == 0, cli.output
+    rule = tmp_path / "schedule_objective.py"
+    assert rule.exists() and "WEIGHTS" in rule.read_text()

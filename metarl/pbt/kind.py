@@ -16,17 +16,20 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 from pydantic import Field, model_validator
 
+from metarl.learned import make_objective
 from metarl.outer.settings import normalise_name
 from metarl.pbt.lineage import SOURCE_COLUMN, lineage_figure, lineage_json, member_series
 from metarl.pbt.population import PBTMember
 from metarl.pbt.schedule_module import write_schedule
 from metarl.pbt.settings import PBTFields
 from metarl.ppo import HParams
+from metarl.ppo.objectives import ppo_clip
 from metarl.programs.kind import MemberRun, register_kind
 from metarl.programs.suite_kind import SuiteKind
 from metarl.programs.task_eval import SuiteEval
@@ -83,23 +86,39 @@ class PBTSearch(SuiteKind):
         self.space = spec.pbt.space()
         self.base = spec.inner.hparams()
         self.intervals = spec.outer.truncations
+        # members may carry a learned objective's weights, searched alongside (`[pbt]`)
+        name = spec.pbt.objective
+        self.objective = None if name is None else make_objective(name)
         # final_fraction 1: an interval's score is its mean return, whatever its position
-        self.suite = SuiteEval(spec.tasks.train, spec.inner, 1.0)
+        self.suite = SuiteEval(spec.tasks.train, spec.inner, 1.0,
+                               ppo_clip if self.objective is None else self.objective)
 
     def initial_mean(self) -> PBTMember:
         d = self.space.dims
         # NaN marks intervals not trained yet: a schedule is as long as the run got
         return PBTMember(jnp.full((d,), 0.5, jnp.float32),
                          jnp.full((self.intervals, d), jnp.nan, jnp.float32),
-                         jnp.zeros((), jnp.int32))
+                         jnp.zeros((), jnp.int32), self._objective_start())
+
+    def _objective_start(self) -> PyTree:
+        """The objective's weights every member starts from: near PPO-clip where it can."""
+        if self.objective is None:
+            return None
+        key = jax.random.PRNGKey(self.spec.seed)
+        near_ppo = getattr(self.objective, "init_near_ppo", None)
+        if near_ppo is not None:
+            return near_ppo(key, clip_eps=self.base.clip_eps)
+        return self.objective.init(key)
 
     def loop_settings(self) -> dict[str, Any]:
-        return {"explorer": self.spec.pbt.explorer(), "quantile": self.spec.pbt.quantile}
+        return {"explorer": self.spec.pbt.explorer(), "quantile": self.spec.pbt.quantile,
+                "objective_sigma": self.spec.pbt.objective_sigma}
 
-    def inner_args(self, meta: PBTMember) -> tuple[None, HParams]:
+    def inner_args(self, meta: PBTMember) -> tuple[PyTree, HParams]:
         values = self.space.value(meta.u)
         base = self.base.as_arrays()
-        return None, base._replace(**{n: values[i] for i, n in enumerate(self.space.names)})
+        return meta.objective, base._replace(
+            **{n: values[i] for i, n in enumerate(self.space.names)})
 
     # -- what tracking records ---------------------------------------------------------------
     def describe(self, meta: PyTree) -> dict[str, float]:
@@ -157,5 +176,16 @@ class PBTSearch(SuiteKind):
                  for k, v in provenance.items()}
         inner = self.spec.inner.model_dump(mode="json")
         tasks = [t.model_dump(mode="json") for t in self.spec.tasks.train]
-        return write_schedule(path, self.schedule(params), self.intervals,
+        path = write_schedule(path, self.schedule(params), self.intervals,
                               dict(self.base._asdict()), inner, tasks, clean)
+        if self.objective is not None:  # the member's objective, as an update-rule module
+            from metarl.export import write_module
+
+            write_module(self.objective, params.objective, objective_module_path(path), clean)
+        return path
+
+
+def objective_module_path(schedule_path: Path) -> Path:
+    """Where the export of a search with a learned objective writes the objective's weights,
+    beside the schedule module."""
+    return schedule_path.with_name(f"{schedule_path.stem}_objective.py")

@@ -21,7 +21,13 @@ from metarl.outer.problem import Evaluation, TruncatedProblem
 from metarl.outer.sharding import replicated, shard_over_population
 from metarl.pbt.exploit import bottom_count
 from metarl.pbt.explore import Explorer, copied, sample_prior
-from metarl.pbt.population import PBTMember, best_member, exploit_and_explore, record_interval
+from metarl.pbt.population import (
+    PBTMember,
+    best_member,
+    exploit_and_explore,
+    perturb_objective,
+    record_interval,
+)
 
 PyTree = Any
 
@@ -42,7 +48,8 @@ class PBT:
     name = "pbt"
 
     def __init__(self, solution: PyTree, population_size: int, explorer: Explorer | None = None,
-                 quantile: float = 0.25, mesh: jax.sharding.Mesh | None = None):
+                 quantile: float = 0.25, mesh: jax.sharding.Mesh | None = None,
+                 objective_sigma: float = 0.0):
         if explorer is None or not isinstance(solution, PBTMember):
             raise OuterLoopError("outer loop 'pbt' trains a population of hyperparameter "
                                  "settings: use it with kind = 'pbt'")
@@ -56,6 +63,7 @@ class PBT:
                 f"{n} member(s); it must be at least 1 and at most half the population")
         self.solution, self.explorer, self.quantile = solution, explorer, quantile
         self.population_size, self.mesh = population_size, mesh
+        self.objective_sigma = objective_sigma  # explore noise of a learned objective's weights
 
     def init(self, key: jax.Array, mean: PyTree, problem: TruncatedProblem) -> PBTState:
         if problem.truncations < 2:
@@ -66,7 +74,10 @@ class PBT:
         u = sample_prior(k_prior, self.explorer.space, pop)
         # the kind's empty schedule (NaN rows: intervals not trained yet) for every member
         schedule = jnp.broadcast_to(mean.schedule, (pop,) + mean.schedule.shape)
-        members = PBTMember(u, schedule.astype(jnp.float32), jnp.arange(pop, dtype=jnp.int32))
+        # every member starts from the kind's objective weights (if it searches some)
+        objective = jax.tree.map(lambda w: jnp.broadcast_to(w, (pop,) + w.shape), mean.objective)
+        members = PBTMember(u, schedule.astype(jnp.float32), jnp.arange(pop, dtype=jnp.int32),
+                            objective)
         runs = jax.vmap(problem.init_inner)(jax.random.split(k_runs, pop), members)
         return as_state(PBTState(members, runs, self.explorer.init(pop), key,
                                  jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32)))
@@ -100,10 +111,17 @@ class PBT:
 
     def exploit(self, key: jax.Array, scores: jax.Array, state: PBTState,
                 runs: PyTree) -> PBTState:
-        """The exploit/explore step after an interval whose runs reached `runs`."""
+        """The exploit/explore step after an interval whose runs reached `runs`; a copier
+        also perturbs the learned objective's weights it copied, if members carry some."""
+        searched = state.members.objective is not None
+        if searched:  # a key of its own: searches without an objective keep their draws
+            key, k_objective = jax.random.split(key)
         out = exploit_and_explore(key, scores, state.members.u, runs, self.explorer,
                                   state.explorer, self.quantile, state.step)
         members = record_interval(state.members, out, state.step)
+        if searched:
+            members = members._replace(objective=perturb_objective(
+                k_objective, members.objective, out.source, self.objective_sigma))
         return as_state(state._replace(members=members, runs=out.states, explorer=out.explorer,
                                        step=state.step + 1,
                                        best=best_member(scores).astype(jnp.int32)))

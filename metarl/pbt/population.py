@@ -44,6 +44,8 @@ class PBTMember(NamedTuple):
     u: jax.Array  # (D,) quantiles of the next interval
     schedule: jax.Array  # (intervals, D) quantiles its line trained with, interval by interval
     source: jax.Array  # () int32
+    # the weights of a learned objective the member trains with (`[pbt] objective`), or None
+    objective: PyTree = None
 
 
 def record_interval(members: PBTMember, exploited: Exploited, step: jax.Array) -> PBTMember:
@@ -52,7 +54,22 @@ def record_interval(members: PBTMember, exploited: Exploited, step: jax.Array) -
     schedule = members.schedule[exploited.source]
     trained = members.u[exploited.source]
     schedule = jax.lax.dynamic_update_slice_in_dim(schedule, trained[:, None, :], step, axis=1)
-    return PBTMember(exploited.u, schedule, exploited.source)
+    objective = jax.tree.map(lambda w: w[exploited.source], members.objective)
+    return PBTMember(exploited.u, schedule, exploited.source, objective)
+
+
+def perturb_objective(key: jax.Array, weights: PyTree, source: jax.Array,
+                      sigma: float) -> PyTree:
+    """Explore for a learned objective's weights `(pop, ...)`: the members that copied
+    another (`source` not themselves) add Gaussian noise of std `sigma` to the weights they
+    copied; the others keep theirs."""
+    copier = source != jnp.arange(source.shape[0])
+    leaves, tree = jax.tree.flatten(weights)
+    keys = jax.random.split(key, max(len(leaves), 1))
+    noisy = [w + sigma * jax.random.normal(k, w.shape, w.dtype)
+             * copier.reshape((-1,) + (1,) * (w.ndim - 1))
+             for w, k in zip(leaves, keys, strict=False)]
+    return jax.tree.unflatten(tree, noisy)
 
 
 def best_member(scores: jax.Array) -> jax.Array:

@@ -33,6 +33,21 @@ class PBTFields(Strict):
     resample_probability: float = Field(
         0.25, ge=0, le=1, description="perturb: chance a value is redrawn from its range")
     pb2_window: int = Field(4, gt=0, description="pb2: intervals of data the GP is fitted to")
+    objective: str | None = Field(
+        None, description="kind pbt: a learned objective (e.g. lpo) whose weights every member "
+        "carries, copies when it exploits and perturbs when it explores; none: PPO-clip")
+    objective_sigma: float = Field(
+        0.01, gt=0, description="std of the Gaussian noise a copier adds to the objective's "
+        "weights")
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, name: str | None) -> str | None:
+        from metarl.learned import OBJECTIVE_NAMES
+
+        if name is not None and name not in OBJECTIVE_NAMES:
+            raise ValueError(f"unknown objective {name!r}; allowed: {', '.join(OBJECTIVE_NAMES)}")
+        return name
 
     @field_validator("search_space")
     @classmethod

@@ -27,6 +27,14 @@ class PBTInner(InnerBase, PBTFields):
     population: int = Field(4, description="agents trained together (at least 2)")
     interval: int = Field(10, gt=0, description="updates between exploit/explore steps")
 
+    @model_validator(mode="after")
+    def _objective_is_the_searchs(self) -> PBTInner:
+        if self.objective is not None:
+            raise ValueError("inner.objective: a pbt inner loop trains with its search's "
+                             "objective; PBT over a learned objective's weights is kind = "
+                             "'pbt' with [pbt] objective")
+        return self
+
     @field_validator("agent")
     @classmethod
     def _agent_section(cls, value: Any) -> Any:
