@@ -79,6 +79,7 @@ def test_resumed_search_equals_uninterrupted(whole, search, uri, workdir, monkey
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # two more curriculum programs to compile: ~30 s on 2 cores
 def test_evaluate_reports_each_level_against_domain_randomisation(whole, uri, workdir,
                                                                    monkeypatch):
     monkeypatch.chdir(workdir)

@@ -132,6 +132,8 @@ def test_pbt_as_the_inner_loop_of_another_search(tmp_path, monkeypatch):
     assert int(state.generation) == 1 and np.all(np.isfinite(np.asarray(out.fitness)))
 
 
+@pytest.mark.slow  # a search of its own to compile: ~25 s on 2 cores (copy and perturb of
+# the weights are tested without one in test_pbt.py)
 def test_members_search_a_learned_objectives_weights(tmp_path, monkeypatch):
     """`[pbt] objective = "lpo"`: members start from LPO's PPO-like weights, train with them,
     and the copiers' weights move away from their sources'; the export writes them beside
