@@ -46,14 +46,9 @@ def search():
 
 @pytest.fixture(scope="module")
 def whole(search, uri, workdir):
-    import os
-
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
+    with pytest.MonkeyPatch.context() as mp:  # artifacts and checkpoints land in workdir
+        mp.chdir(workdir)
         return run_search(search.spec, uri, "# cur\n", search=search)
-    finally:
-        os.chdir(cwd)
 
 
 def test_search_logs_buffer_figures_solve_rates_and_level_pictures(whole, uri):
